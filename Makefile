@@ -1,0 +1,52 @@
+# ChaosMining Explorer. `make run` starts the app, `make test` runs the whole suite; both create the
+# virtual environment .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: run test setup setup-test chromium lint format bench clean-cache
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-runtime
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed-runtime
+
+setup-test: $(VENV)/.installed-dev
+
+# Debian's Chromium renders PNG/SVG exports (Kaleido) and runs the browser tests.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "note: chromium is missing and cannot be installed without root (apt-get install chromium)"; fi
+
+run: setup
+	@$(MAKE) --no-print-directory chromium || echo "note: continuing without chromium (PNG/SVG export disabled)"
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+test: setup-test chromium
+	$(PY) -m pytest
+
+lint: setup-test
+	$(VENV)/bin/ruff check chaosmining ui pages app.py tests bench
+	$(VENV)/bin/ruff format --check chaosmining ui pages app.py tests bench
+
+format: setup-test
+	$(VENV)/bin/ruff format chaosmining ui pages app.py tests bench
+	$(VENV)/bin/ruff check --fix chaosmining ui pages app.py tests bench
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean-cache:
+	rm -rf cache/*/

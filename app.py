@@ -1,0 +1,58 @@
+"""ChaosMining Explorer - home page. Run with ``make run`` (or ``streamlit run app.py``)."""
+
+import streamlit as st
+
+from ui.common import device_badge, get_cache, jobs, setup_page
+
+setup_page("Home", ":material/home:")
+
+st.title("ChaosMining Explorer")
+st.markdown(
+    """
+**Do post-hoc attribution methods find the few predictive features hidden among many irrelevant ones?**
+
+ChaosMining Explorer generates data whose ground truth is known by construction - a handful of
+relevant features drowned in noise features and label noise - trains a model on it, explains the model
+with [Captum](https://captum.ai)'s attribution methods, and scores each explanation against the truth
+with the metrics of the ChaosMining benchmark
+([Shi et al., 2024](https://arxiv.org/abs/2406.12150)). Everything runs on this machine: the default
+data are generated, models train on the CPU (or a GPU when there is one) and are cached.
+"""
+)
+
+st.subheader("Modalities and pages")
+st.page_link("pages/1_Symbolic_functions.py", label="Symbolic functions", icon=":material/functions:")
+st.markdown(
+    "The paper's 15 formulas or any formula you type, with noise features and label noise, fitted by an "
+    "MLP. Saliency, DeepLift, Integrated Gradients and Feature Ablation are scored by **FPrec** (are the "
+    "top-k features the relevant ones?) and **UScore** (do they match the analytic derivative, ablation "
+    "or path integral from sympy?). Watch FPrec converge while the model trains, and sweep one factor at "
+    "a time as in the paper's Figure 4."
+)
+
+st.subheader("This machine")
+st.write(device_badge())
+running = [j for j in jobs().jobs() if j.status in ("queued", "running")]
+if running:
+    st.write(f"{len(running)} job(s) running: " + "; ".join(j.description for j in running))
+
+cache = get_cache()
+summary = cache.summary()
+st.write(f"Cache folder: `{cache.root}`")
+if summary:
+    st.dataframe(
+        [{"kind": k, "entries": v["entries"], "MiB": round(v["bytes"] / 2**20, 2)} for k, v in summary.items()],
+        hide_index=True,
+    )
+else:
+    st.caption("The cache is empty: the first run of each configuration trains it, later visits load it at once.")
+
+st.subheader("Metrics in one line each")
+st.markdown(
+    """
+- **FPrec**: for each sample, the share of the top-k attributed features that are relevant (k = number of relevant features); a random ranking scores k/d.
+- **UScore**: mean of 1 - |a - b| / (|a| + |b|), here between the L1-normalised attribution and the analytic ground truth on the relevant features; also between predictions and noise-free targets.
+- **Consistency**: how often a sample's top-k agrees with the data set's top-k (Figure 5).
+- **Convergence**: the mean FPrec over training (area under the FPrec curve, Figure 5).
+"""
+)

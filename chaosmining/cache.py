@@ -1,0 +1,265 @@
+"""A content-addressed cache of trained checkpoints and results.
+
+Layout: ``<root>/<kind>/<key>/`` holds the entry's files and a ``manifest.json`` written last, with
+the configuration that produced the entry and a SHA-256 of every file. ``<root>`` is ``cache/`` at
+the repository root, or ``$CHAOSMINING_CACHE``.
+
+Guarantees
+----------
+* **Atomic**: an entry is built in a private temporary folder and renamed into place in one step;
+  an interrupted run leaves at most a ``.tmp-*`` folder, which is never read and is swept later.
+* **Built once**: :meth:`Cache.get_or_create` holds an exclusive ``flock`` on ``<kind>/<key>.lock``
+  while checking and building, so two sessions (threads or processes) asking for the same
+  configuration do not both train it; the second waits and then loads the first one's entry.
+* **Checked**: every load verifies the manifest and the checksums; a corrupt entry is moved aside
+  to ``.corrupt-*``, reported through :attr:`CacheOutcome.note`, and rebuilt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import SCHEMA_VERSION, to_jsonable
+from .errors import CacheCorruptError
+
+__all__ = ["Cache", "CacheEntry", "CacheOutcome", "default_cache_root", "CACHE_ENV"]
+
+CACHE_ENV = "CHAOSMINING_CACHE"
+MANIFEST = "manifest.json"
+_STALE_SECONDS = 6 * 3600
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "cache"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A verified entry: its folder and manifest."""
+
+    kind: str
+    key: str
+    path: Path
+    manifest: dict[str, Any]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.get("config", {})
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.manifest.get("meta", {})
+
+
+@dataclass(frozen=True)
+class CacheOutcome:
+    """What :meth:`Cache.get_or_create` did: ``status`` is 'hit', 'built' or 'rebuilt'."""
+
+    entry: CacheEntry
+    status: str
+    note: str | None = None
+
+    @property
+    def cached(self) -> bool:
+        return self.status == "hit"
+
+
+class Cache:
+    """See the module docstring. ``Cache()`` uses :func:`default_cache_root`."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_root()
+
+    def _dir(self, kind: str) -> Path:
+        if not kind or "/" in kind or kind.startswith("."):
+            raise ValueError(f"Invalid cache kind {kind!r}.")
+        return self.root / kind
+
+    def path(self, kind: str, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"Invalid cache key {key!r}.")
+        return self._dir(kind) / key
+
+    @contextmanager
+    def lock(self, kind: str, key: str) -> Iterator[None]:
+        """Exclusive lock for ``(kind, key)`` across threads and processes."""
+        d = self._dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / f"{key}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self, kind: str, key: str) -> CacheEntry | None:
+        """The verified entry, ``None`` if absent; raises :class:`CacheCorruptError` if damaged."""
+        path = self.path(kind, key)
+        if not path.is_dir():
+            return None
+        manifest_path = path / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            files = manifest["files"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CacheCorruptError(f"cache entry {kind}/{key} has no readable manifest ({exc})") from None
+        for name, digest in files.items():
+            f = path / name
+            if not f.is_file():
+                raise CacheCorruptError(f"cache entry {kind}/{key} is missing {name}")
+            if _sha256(f) != digest:
+                raise CacheCorruptError(f"cache entry {kind}/{key}: {name} does not match its checksum")
+        return CacheEntry(kind, key, path, manifest)
+
+    def _quarantine(self, kind: str, key: str) -> None:
+        path = self.path(kind, key)
+        if path.exists():
+            dest = self._dir(kind) / f".corrupt-{key}-{int(time.time())}-{uuid.uuid4().hex[:6]}"
+            os.replace(path, dest)
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def write(
+        self,
+        kind: str,
+        key: str,
+        build: Callable[[Path], dict[str, Any] | None],
+        config: Any = None,
+    ) -> CacheEntry:
+        """Build an entry in a temporary folder with ``build(folder)`` and publish it atomically.
+
+        ``build`` writes its files into ``folder`` and may return a JSON-able ``meta`` dict. If the
+        final folder appeared meanwhile (another writer won), the new copy is discarded.
+        """
+        d = self._dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".tmp-{key}-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            meta = build(tmp) or {}
+            files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.name != MANIFEST}
+            manifest = {
+                "kind": kind,
+                "key": key,
+                "schema": SCHEMA_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "config": to_jsonable(config),
+                "meta": to_jsonable(meta),
+                "files": files,
+            }
+            mtmp = tmp / (MANIFEST + ".part")
+            mtmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            with open(mtmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(mtmp, tmp / MANIFEST)
+            final = self.path(kind, key)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        entry = self.load(kind, key)
+        assert entry is not None
+        return entry
+
+    def get_or_create(
+        self,
+        kind: str,
+        key: str,
+        build: Callable[[Path], dict[str, Any] | None],
+        config: Any = None,
+    ) -> CacheOutcome:
+        """Load ``(kind, key)`` or build it exactly once, repairing a corrupt entry."""
+        note = None
+        try:
+            entry = self.load(kind, key)
+            if entry is not None:
+                return CacheOutcome(entry, "hit")
+        except CacheCorruptError as exc:
+            note = f"{exc}; it was removed and rebuilt."
+        with self.lock(kind, key):
+            try:
+                entry = self.load(kind, key)
+                if entry is not None:
+                    return CacheOutcome(entry, "hit")
+            except CacheCorruptError as exc:
+                note = f"{exc}; it was removed and rebuilt."
+                self._quarantine(kind, key)
+            entry = self.write(kind, key, build, config)
+            return CacheOutcome(entry, "rebuilt" if note else "built", note)
+
+    def delete(self, kind: str, key: str) -> None:
+        path = self.path(kind, key)
+        if path.exists():
+            shutil.rmtree(path)
+
+    def sweep(self, older_than: float = _STALE_SECONDS) -> int:
+        """Remove temporary and quarantined folders older than ``older_than`` seconds."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        now = time.time()
+        for kind_dir in self.root.iterdir():
+            if not kind_dir.is_dir():
+                continue
+            for p in kind_dir.iterdir():
+                if p.name.startswith((".tmp-", ".corrupt-")) and now - p.stat().st_mtime > older_than:
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per kind: number of entries and bytes on disk."""
+        out: dict[str, dict[str, int]] = {}
+        if not self.root.is_dir():
+            return out
+        for kind_dir in sorted(self.root.iterdir()):
+            if not kind_dir.is_dir() or kind_dir.name.startswith("."):
+                continue
+            entries = [p for p in kind_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            size = sum(f.stat().st_size for p in entries for f in p.rglob("*") if f.is_file())
+            out[kind_dir.name] = {"entries": len(entries), "bytes": size}
+        return out
+
+    def entries(self, kind: str) -> list[CacheEntry]:
+        """All readable entries of ``kind`` (corrupt ones are skipped)."""
+        d = self._dir(kind)
+        found = []
+        if d.is_dir():
+            for p in sorted(d.iterdir()):
+                if p.is_dir() and not p.name.startswith("."):
+                    try:
+                        e = self.load(kind, p.name)
+                    except CacheCorruptError:
+                        continue
+                    if e is not None:
+                        found.append(e)
+        return found

@@ -1,0 +1,69 @@
+"""Where the work runs: device choice and a deliberate torch thread count."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .validation import param_error
+
+__all__ = ["configure_threads", "resolve_device", "DeviceInfo", "device_info", "THREADS_ENV", "DEVICE_ENV"]
+
+THREADS_ENV = "CHAOSMINING_THREADS"
+DEVICE_ENV = "CHAOSMINING_DEVICE"
+_configured: int | None = None
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count once and return it.
+
+    Default threading on a busy 2-core machine was measured 4x slower than one thread, so the default
+    is 1 (override with ``CHAOSMINING_THREADS`` or ``n``). Work that scales, such as the batched
+    training of many models, uses processes instead (see :mod:`chaosmining.sweep`).
+    """
+    global _configured
+    if n is None:
+        env = os.environ.get(THREADS_ENV)
+        n = int(env) if env else 1
+    if n < 1:
+        raise param_error("threads", "configure_threads", "an int >= 1", n)
+    if _configured != n:
+        torch.set_num_threads(n)
+        _configured = n
+    return n
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """Return the torch device for ``device``: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.
+
+    ``CHAOSMINING_DEVICE`` overrides 'auto'.
+    """
+    if device in (None, "auto"):
+        device = os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise param_error("device", "resolve_device", "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise param_error("device", "resolve_device", "'auto' or 'cpu' on a machine without CUDA", device)
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    device: str
+    cuda_available: bool
+    gpu_name: str | None
+    threads: int
+    torch_version: str
+
+
+def device_info() -> DeviceInfo:
+    cuda = torch.cuda.is_available()
+    return DeviceInfo(
+        device=str(resolve_device("auto")),
+        cuda_available=cuda,
+        gpu_name=torch.cuda.get_device_name(0) if cuda else None,
+        threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+    )

@@ -1,0 +1,302 @@
+"""Training of the symbolic MLP regressor: the paper's optimizers, MSE loss, full batch by default.
+
+The hot loop is a hand-written forward/backward over the MLP's weight tensors (no autograd graph).
+On this project's 2-core CPU it runs about 1.3x faster than ``nn.Sequential`` + autograd because it
+keeps activations in a feature-major layout (long contiguous rows for the BLAS calls), replaces the
+rank-1 matrix product of the scalar output layer by a broadcast, and allocates nothing per step but
+the activations. ``tests/test_training.py`` checks its gradients against autograd for every
+activation. The same code runs on CUDA when the tensors live there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ConfigBase
+from .errors import JobCancelled, TrainingDivergedError
+from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
+from .registry import Registry
+from .validation import check_choice, check_float, check_int
+
+__all__ = [
+    "OptimizerSpec",
+    "OPTIMIZERS",
+    "TrainConfig",
+    "TrainingMonitor",
+    "TrainedMLP",
+    "train_mlp",
+    "mlp_loss_and_grads",
+    "snapshot_epochs",
+]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str
+    display_name: str
+    factory: Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]
+    reference: str
+
+
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+for _o in (
+    OptimizerSpec(
+        "sgd",
+        "SGD",
+        lambda p, lr: torch.optim.SGD(p, lr=lr),
+        "https://pytorch.org/docs/stable/generated/torch.optim.SGD.html",
+    ),
+    OptimizerSpec(
+        "rmsprop",
+        "RMSprop",
+        lambda p, lr: torch.optim.RMSprop(p, lr=lr),
+        "https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html",
+    ),
+    OptimizerSpec(
+        "adam", "Adam (paper default)", lambda p, lr: torch.optim.Adam(p, lr=lr), "https://arxiv.org/abs/1412.6980"
+    ),
+    OptimizerSpec(
+        "adadelta", "Adadelta", lambda p, lr: torch.optim.Adadelta(p, lr=lr), "https://arxiv.org/abs/1212.5701"
+    ),
+    OptimizerSpec(
+        "adagrad", "Adagrad", lambda p, lr: torch.optim.Adagrad(p, lr=lr), "https://jmlr.org/papers/v12/duchi11a.html"
+    ),
+    OptimizerSpec("asgd", "ASGD", lambda p, lr: torch.optim.ASGD(p, lr=lr), "https://doi.org/10.1137/0330046"),
+    OptimizerSpec("adamw", "AdamW", lambda p, lr: torch.optim.AdamW(p, lr=lr), "https://arxiv.org/abs/1711.05101"),
+):
+    OPTIMIZERS.register(_o.name, _o)
+
+_OWNER = "TrainConfig"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(ConfigBase):
+    """How the MLP is trained (paper defaults: Adam, lr 1e-3, 1000 epochs, full batch, MSE).
+
+    ``batch_size=0`` means full batch: one optimizer step per epoch, as in the paper. ``snapshots``
+    evenly spaced copies of the weights are kept (plus the initial ones) so that attribution quality
+    can be traced over training (the convergence of Figure 5) for any method, later.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    epochs: int = 1000
+    batch_size: int = 0
+    snapshots: int = 20
+
+    def __post_init__(self) -> None:
+        check_choice(self.optimizer, "optimizer", owner=_OWNER, choices=OPTIMIZERS.names())
+        object.__setattr__(self, "lr", check_float(self.lr, "lr", owner=_OWNER, low=0.0, high=100.0, low_open=True))
+        object.__setattr__(self, "epochs", check_int(self.epochs, "epochs", owner=_OWNER, low=1, high=1_000_000))
+        object.__setattr__(
+            self, "batch_size", check_int(self.batch_size, "batch_size", owner=_OWNER, low=0, high=100_000_000)
+        )
+        object.__setattr__(self, "snapshots", check_int(self.snapshots, "snapshots", owner=_OWNER, low=1, high=1000))
+
+
+class TrainingMonitor(Protocol):
+    """What the trainer reports to (a job, the CLI's progress line, a test)."""
+
+    def on_progress(self, epoch: int, loss: float) -> None: ...
+
+    def on_snapshot(self, epoch: int, model: nn.Module) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
+    """Epochs after which weights are copied: 0 (initial), evenly spaced ones, and ``epochs``."""
+    return sorted({round(i * epochs / snapshots) for i in range(snapshots + 1)})
+
+
+def mlp_loss_and_grads(
+    params: list[torch.Tensor],
+    XT: torch.Tensor,
+    yT: torch.Tensor,
+    act: ActivationSpec,
+    dropout_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """MSE loss and its gradients for the MLP, in feature-major layout.
+
+    Parameters
+    ----------
+    params : ``[W1, b1, ..., W_out, b_out]`` with ``W`` of shape ``(out, in)``.
+    XT : inputs, shape ``(n_inputs, n)`` (one column per sample).
+    yT : targets, shape ``(1, n)``.
+    dropout_mask : ``(width, n)`` already scaled by 1/(1-p), or ``None`` for no dropout.
+
+    Returns
+    -------
+    loss : scalar tensor, ``mean((f(x) - y)^2)``.
+    grads : gradients in the order of ``params``.
+    """
+    n = XT.shape[1]
+    Ws, bs = params[0::2], params[1::2]
+    zs: list[torch.Tensor] = []
+    acts: list[torch.Tensor] = [XT]
+    h = XT
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        z = torch.addmm(b.unsqueeze(1), W, h)
+        h = act.forward(z)
+        zs.append(z)
+        acts.append(h)
+    last_in = h if dropout_mask is None else h * dropout_mask
+    pred = torch.addmm(bs[-1].unsqueeze(1), Ws[-1], last_in)
+    r = pred - yT
+    loss = (r * r).sum() / n
+    g = r * (2.0 / n)  # (1, n)
+    grads: list[torch.Tensor] = [torch.empty(0)] * len(params)
+    grads[-2] = g @ last_in.T
+    grads[-1] = g.sum(1)
+    ga = Ws[-1].T * g  # (width, n): a broadcast, not a rank-1 matrix product
+    if dropout_mask is not None:
+        ga = ga * dropout_mask
+    for layer in range(len(zs) - 1, -1, -1):
+        gz = act.backward(ga, zs[layer], acts[layer + 1])
+        grads[2 * layer] = gz @ acts[layer].T
+        grads[2 * layer + 1] = gz.sum(1)
+        if layer > 0:
+            ga = Ws[layer].T @ gz
+    return loss, grads
+
+
+@dataclass
+class TrainedMLP:
+    """A trained regressor: final weights, weight snapshots and the loss curve (all on CPU)."""
+
+    n_inputs: int
+    config: MLPConfig
+    params: list[torch.Tensor]
+    snapshots: list[tuple[int, list[torch.Tensor]]] = field(default_factory=list)
+    loss_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    loss_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def model(self, params: list[torch.Tensor] | None = None, device: torch.device | str = "cpu") -> nn.Sequential:
+        """The trained network as an ``nn.Sequential`` in eval mode (dropout off)."""
+        net = build_mlp(self.n_inputs, self.config)
+        load_parameters(net, self.params if params is None else params)
+        return net.to(device).eval()
+
+    def state(self) -> dict:
+        return {
+            "n_inputs": self.n_inputs,
+            "config": self.config.to_dict(),
+            "params": self.params,
+            "snapshots": self.snapshots,
+            "loss_epochs": torch.from_numpy(self.loss_epochs),
+            "loss_values": torch.from_numpy(self.loss_values),
+            "seconds": self.seconds,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> TrainedMLP:
+        return cls(
+            n_inputs=int(state["n_inputs"]),
+            config=MLPConfig(**state["config"]),
+            params=list(state["params"]),
+            snapshots=[(int(e), list(p)) for e, p in state["snapshots"]],
+            loss_epochs=state["loss_epochs"].numpy(),
+            loss_values=state["loss_values"].numpy(),
+            seconds=float(state["seconds"]),
+            device=str(state["device"]),
+        )
+
+
+def train_mlp(
+    X: np.ndarray,
+    y: np.ndarray,
+    model_config: MLPConfig,
+    train_config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    monitor: TrainingMonitor | None = None,
+    report_every: int | None = None,
+) -> TrainedMLP:
+    """Train a fresh MLP on ``X`` (``(n, d)``) and ``y`` (``(n,)``) with MSE.
+
+    Randomness (initial weights, mini-batch order, dropout) comes from generators seeded by ``seed``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss becomes NaN or infinite; the message says which epoch and what to change.
+    JobCancelled
+        When ``monitor.should_stop()`` turns true.
+    """
+    device = torch.device(device)
+    act = ACTIVATIONS.get(model_config.activation)
+    n, d = X.shape
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+    dev_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed + 7919)
+    params = [p.contiguous() for p in init_mlp_parameters(d, model_config, gen, device)]
+    opt = OPTIMIZERS.get(train_config.optimizer).factory(params, train_config.lr)
+    XT = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device)
+    yT = torch.as_tensor(np.asarray(y).reshape(1, -1), dtype=torch.float32, device=device)
+    bs = n if train_config.batch_size in (0, None) or train_config.batch_size >= n else train_config.batch_size
+    p_drop = model_config.dropout
+    epochs = train_config.epochs
+    snaps = set(snapshot_epochs(epochs, train_config.snapshots))
+    every = report_every or max(1, epochs // 200)
+    result = TrainedMLP(n_inputs=d, config=model_config, params=[], device=str(device))
+    loss_epochs: list[int] = []
+    loss_values: list[float] = []
+
+    def snapshot(epoch: int) -> None:
+        copy = [p.detach().cpu().clone() for p in params]
+        result.snapshots.append((epoch, copy))
+        if monitor is not None:
+            monitor.on_snapshot(epoch, result.model(copy))
+
+    start = time.perf_counter()
+    snapshot(0)
+    with torch.no_grad():
+        for epoch in range(1, epochs + 1):
+            if monitor is not None and monitor.should_stop():
+                raise JobCancelled(f"Training stopped by the user at epoch {epoch - 1} of {epochs}.")
+            if bs == n:
+                batches = [(XT, yT)]
+            else:
+                perm = torch.randperm(n, generator=dev_gen, device=device)
+                batches = [(XT[:, idx], yT[:, idx]) for idx in perm.split(bs)]
+            epoch_loss = torch.zeros((), device=device)
+            for xb, yb in batches:
+                mask = None
+                if p_drop > 0:
+                    mask = torch.empty(model_config.width, xb.shape[1], device=device)
+                    mask.bernoulli_(1 - p_drop, generator=dev_gen).div_(1 - p_drop)
+                loss, grads = mlp_loss_and_grads(params, xb, yb, act, mask)
+                for p, g in zip(params, grads):
+                    p.grad = g
+                opt.step()
+                epoch_loss += loss * (xb.shape[1] / n)
+            if epoch % every == 0 or epoch == epochs:
+                value = float(epoch_loss)
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"Training diverged at epoch {epoch}: the loss became {value}. The 'lr' parameter "
+                        f"({train_config.lr:g}) is too large for optimizer {train_config.optimizer!r}; "
+                        "lower it (the paper uses 1e-3) or pick another optimizer."
+                    )
+                loss_epochs.append(epoch)
+                loss_values.append(value)
+                if monitor is not None:
+                    monitor.on_progress(epoch, value)
+            if epoch in snaps:
+                snapshot(epoch)
+    result.seconds = time.perf_counter() - start
+    result.params = [p.detach().cpu().clone() for p in params]
+    result.loss_epochs = np.asarray(loss_epochs, dtype=np.int64)
+    result.loss_values = np.asarray(loss_values, dtype=np.float64)
+    return result

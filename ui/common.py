@@ -1,0 +1,183 @@
+"""Page set-up, cached resources, job progress panels, parameter widgets and the export section."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from chaosmining.attribution import METHODS, ParamSpec
+from chaosmining.cache import Cache
+from chaosmining.errors import ChaosMiningError
+from chaosmining.export import export_bundle, find_browser
+from chaosmining.jobs import JobManager, JobSnapshot, get_job_manager
+from chaosmining.runtime import configure_threads, device_info
+
+__all__ = [
+    "setup_page",
+    "init_defaults",
+    "get_cache",
+    "jobs",
+    "persist",
+    "param_widget",
+    "method_params_widgets",
+    "show_job",
+    "export_section",
+    "device_badge",
+    "fmt",
+]
+
+
+def setup_page(title: str, icon: str = ":material/insights:") -> None:
+    st.set_page_config(page_title=f"{title} - ChaosMining Explorer", page_icon=icon, layout="wide")
+    configure_threads()
+
+
+@st.cache_resource
+def get_cache() -> Cache:
+    cache = Cache()
+    cache.sweep()
+    return cache
+
+
+def jobs() -> JobManager:
+    return get_job_manager()
+
+
+def persist(*prefixes: str) -> None:
+    """Keep widget values whose keys start with ``prefixes`` when the user visits another page.
+
+    Streamlit forgets a widget's state when the widget is not drawn; re-assigning the values at the
+    top of the page keeps them (the documented work-around).
+    """
+    for k in list(st.session_state.keys()):
+        if isinstance(k, str) and k.startswith(prefixes) and not k.endswith(("_btn", "_button")):
+            try:
+                st.session_state[k] = st.session_state[k]
+            except st.errors.StreamlitAPIException:  # buttons and forms cannot be set
+                pass
+
+
+def init_defaults(defaults: Mapping[str, Any]) -> None:
+    """Give widgets their defaults through session state (once), so that values set by the user,
+    by a reset or by "show its settings" are never fought by a ``value=`` argument."""
+    for k, v in defaults.items():
+        st.session_state.setdefault(k, v)
+
+
+def param_widget(spec: ParamSpec, key: str, container: Any = st) -> Any:
+    """A widget for one :class:`ParamSpec`, with its bounds and default."""
+    init_defaults({key: spec.default})
+    if spec.kind == "int":
+        lo = int(spec.low) if spec.low is not None else None
+        hi = int(spec.high) if spec.high is not None else None
+        return container.number_input(spec.name, min_value=lo, max_value=hi, step=1, key=key, help=spec.help)
+    if spec.kind == "float":
+        return container.number_input(
+            spec.name, min_value=spec.low, max_value=spec.high, key=key, help=spec.help, format="%g"
+        )
+    if spec.kind == "bool":
+        return container.checkbox(spec.name, key=key, help=spec.help)
+    return container.selectbox(spec.name, spec.choices, key=key, help=spec.help)
+
+
+def method_params_widgets(methods: list[str], prefix: str) -> dict[str, dict[str, Any]]:
+    """Sidebar widgets for the parameters of the chosen methods, built from the registry."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        spec = METHODS.get(m)
+        if not spec.params:
+            continue
+        with st.sidebar.expander(f"{spec.display_name} settings"):
+            out[m] = {p.name: param_widget(p, f"{prefix}_param_{m}_{p.name}") for p in spec.params}
+    return out
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def device_badge() -> str:
+    info = device_info()
+    if info.cuda_available:
+        return f"GPU in use: {info.gpu_name} (torch {info.torch_version})"
+    return f"CPU ({info.threads} torch thread(s); no GPU found), torch {info.torch_version}"
+
+
+def show_job(
+    key: str,
+    render_progress: Callable[[JobSnapshot], None],
+    *,
+    interval: float = 1.0,
+    on_done: Callable[[JobSnapshot], None] | None = None,
+) -> None:
+    """Poll the job ``key`` and draw its progress with a Stop button; rerun the page when it ends."""
+
+    @st.fragment(run_every=interval)
+    def _panel() -> None:
+        job = jobs().get(key)
+        if job is None:
+            return
+        snap = job.snapshot()
+        if snap.done:
+            if on_done:
+                on_done(snap)
+            st.rerun()
+        cols = st.columns([5, 1])
+        cols[0].caption(f"{snap.description} - running for {snap.elapsed:.0f} s")
+        if cols[1].button("Stop", key=f"stop_{snap.id}", type="secondary", icon=":material/stop_circle:"):
+            job.stop()
+            st.toast("Stopping at the next epoch...")
+        render_progress(snap)
+
+    _panel()
+
+
+def export_section(
+    name: str,
+    figures: Callable[[], Mapping[str, go.Figure]],
+    bundle: Callable[[], dict[str, Any]],
+    tables: Callable[[], Mapping[str, pd.DataFrame]] | None = None,
+    key: str = "export",
+    extra_files: Callable[[], Mapping[str, bytes]] | None = None,
+) -> None:
+    """Prepare a ZIP of every figure (PNG, SVG, HTML), its CSV, tables and the JSON bundle."""
+    st.caption(
+        "Every figure as PNG, SVG and interactive HTML, the numbers behind each as CSV, and a JSON bundle "
+        "that `python -m chaosmining rerun bundle.json` re-runs."
+        + ("" if find_browser() else " No Chromium was found, so PNG/SVG will be skipped.")
+    )
+    state_key = f"{key}_zip"
+    if st.button("Prepare export", key=f"{key}_btn", icon=":material/package_2:"):
+        with st.spinner("Rendering figures..."):
+            t = time.perf_counter()
+            try:
+                data, names = export_bundle(
+                    figures(),
+                    bundle(),
+                    tables() if tables else None,
+                    extra_files=extra_files() if extra_files else None,
+                )
+            except ChaosMiningError as exc:
+                st.error(str(exc))
+                return
+            st.session_state[state_key] = (data, names, time.perf_counter() - t)
+    if state_key in st.session_state:
+        data, names, secs = st.session_state[state_key]
+        st.download_button(
+            "Download ZIP",
+            data,
+            file_name=f"{name}.zip",
+            mime="application/zip",
+            key=f"{key}_dl",
+            icon=":material/download:",
+        )
+        st.caption(
+            f"{len(names)} files, {len(data) / 2**20:.1f} MiB, prepared in {secs:.1f} s: "
+            + ", ".join(names[:12])
+            + (" ..." if len(names) > 12 else "")
+        )

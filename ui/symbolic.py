@@ -1,0 +1,160 @@
+"""Cached wrappers and job submission for the Symbolic page (kept out of ``pages/``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from chaosmining.attribution import METHODS, preflight
+from chaosmining.errors import ChaosMiningError
+from chaosmining.experiments.symbolic import (
+    RESULT_KIND,
+    EvalConfig,
+    SymbolicConfig,
+    SymbolicResult,
+    _result_key,
+    run_symbolic,
+)
+from chaosmining.models.mlp import build_mlp
+from chaosmining.sweep import SweepConfig, SweepResult, run_sweep
+from chaosmining.sweep import load_sweep as _load_sweep
+from ui.common import get_cache, jobs
+
+__all__ = [
+    "result_key",
+    "cached_result",
+    "deeplift_note",
+    "submit_training",
+    "submit_sweep",
+    "sweep_key",
+    "load_sweep",
+    "widget_state",
+    "restore_widgets",
+    "reading",
+    "symbolic_bundle",
+]
+
+
+def result_key(config: SymbolicConfig, ev: EvalConfig) -> str:
+    return _result_key(config, ev)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _load(key: str, config_json: str, eval_json: str) -> SymbolicResult:
+    import json
+
+    return run_symbolic(
+        SymbolicConfig.from_dict(json.loads(config_json)),
+        EvalConfig.from_dict(json.loads(eval_json)),
+        cache=get_cache(),
+    )
+
+
+def cached_result(config: SymbolicConfig, ev: EvalConfig) -> SymbolicResult | None:
+    """The result if the cache holds it (loaded once per server process), else ``None``."""
+    import json
+
+    key = result_key(config, ev)
+    if not get_cache().path(RESULT_KIND, key).is_dir():
+        return None
+    try:
+        return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
+    except ChaosMiningError as exc:
+        st.error(str(exc))
+        return None
+
+
+def deeplift_note(config: SymbolicConfig, ev: EvalConfig) -> str | None:
+    if "deeplift" not in ev.methods:
+        return None
+    notes = preflight(build_mlp(config.data.n_features, config.model), "deeplift")
+    return notes[0] if notes else None
+
+
+def widget_state(prefix: str) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in st.session_state.items()
+        if isinstance(k, str)
+        and k.startswith(prefix)
+        and not k.endswith(("_btn", "_button"))
+        and not k.startswith(prefix + "jobs")
+    }
+
+
+def restore_widgets(state: dict[str, Any]) -> None:
+    for k, v in state.items():
+        st.session_state[k] = v
+
+
+def submit_training(config: SymbolicConfig, ev: EvalConfig, device: str, widgets: dict[str, Any]) -> None:
+    key = f"symbolic:{result_key(config, ev)}"
+    cache = get_cache()
+
+    def work(ctx: Any) -> SymbolicResult:
+        return run_symbolic(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+
+    floor = len(config.data.formula_obj.relevant) / config.data.n_features
+    jobs().submit(
+        key,
+        work,
+        kind="symbolic",
+        description=f"formula {config.data.formula}, {config.train.epochs} epochs, seed {config.seed}",
+        payload={"epochs": config.train.epochs, "floor": floor, "widgets": widgets},
+    )
+    mine = st.session_state.setdefault("sym_jobs", [])
+    if key not in mine:
+        mine.append(key)
+
+
+def sweep_key(sweep: SweepConfig) -> str:
+    return sweep.config_hash
+
+
+def submit_sweep(sweep: SweepConfig, device: str) -> None:
+    cache = get_cache()
+
+    def work(ctx: Any) -> SweepResult:
+        return run_sweep(sweep, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+
+    jobs().submit(
+        f"sweep:{sweep_key(sweep)}",
+        work,
+        kind="sweep",
+        description=f"sweep of {sweep.factor} over {len(sweep.values)} values x {len(sweep.seeds)} seed(s)",
+        payload={},
+    )
+
+
+def load_sweep(sweep: SweepConfig) -> SweepResult | None:
+    """The finished sweep: from this process's job, else from the cache."""
+    job = jobs().get(f"sweep:{sweep_key(sweep)}")
+    if job is not None and job.status == "done":
+        return job.result
+    return _load_sweep(sweep, get_cache())
+
+
+def reading(result: SymbolicResult) -> str:
+    """A plain-language reading of the scores."""
+    ranked = sorted(((s.fprec, m) for m, s in result.scores.items() if not METHODS.get(m).is_control), reverse=True)
+    if not ranked:
+        return ""
+    best_f, best = ranked[0]
+    floor = result.random_fprec_expected
+    k = len(result.relevant)
+    text = (
+        f"**Reading.** With {len(result.feature_names) - k} noise features, a random ranking puts a relevant feature "
+        f"among the top {k} with probability {floor:.3f}. **{METHODS.get(best).display_name}** does best: on average "
+        f"{best_f:.0%} of its top-{k} features are relevant."
+    )
+    if result.prediction_uscore < 0.5:
+        text += (
+            f" The model itself predicts poorly (prediction UScore {result.prediction_uscore:.2f}); the paper finds "
+            "attribution quality tracks the model's accuracy, so train longer or reduce the noise."
+        )
+    return text
+
+
+def symbolic_bundle(result: SymbolicResult) -> dict[str, Any]:
+    return result.bundle()
