@@ -35,7 +35,7 @@ run: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 test: setup-test chromium
-	$(PY) -m pytest
+	CHAOSMINING_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 lint: setup-test
 	$(VENV)/bin/ruff check chaosmining ui pages app.py tests bench

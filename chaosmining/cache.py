@@ -13,6 +13,9 @@ Guarantees
   configuration do not both train it; the second waits and then loads the first one's entry.
 * **Checked**: every load verifies the manifest and the checksums; a corrupt entry is moved aside
   to ``.corrupt-*``, reported through :attr:`CacheOutcome.note`, and rebuilt.
+* **Seeded**: entries shipped with the repository under ``assets/cache/<kind>/<key>/`` (small demo
+  checkpoints, each with the configuration that rebuilds it in its manifest) are copied into the
+  cache the first time they are asked for, so a fresh install opens on trained results.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ __all__ = ["Cache", "CacheEntry", "CacheOutcome", "default_cache_root", "CACHE_E
 CACHE_ENV = "CHAOSMINING_CACHE"
 MANIFEST = "manifest.json"
 _STALE_SECONDS = 6 * 3600
+
+
+ASSETS_ROOT = Path(__file__).resolve().parent.parent / "assets" / "cache"
 
 
 def default_cache_root() -> Path:
@@ -92,8 +98,30 @@ class CacheOutcome:
 class Cache:
     """See the module docstring. ``Cache()`` uses :func:`default_cache_root`."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, seed_roots: tuple[Path, ...] | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
+        self.seed_roots = (ASSETS_ROOT,) if seed_roots is None else tuple(seed_roots)
+
+    def _seed(self, kind: str, key: str) -> bool:
+        """Copy a shipped entry for ``(kind, key)`` into the cache if one exists; atomic."""
+        for root in self.seed_roots:
+            src = root / kind / key
+            if not (src / MANIFEST).is_file():
+                continue
+            d = self._dir(kind)
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".tmp-{key}-{uuid.uuid4().hex}"
+            shutil.copytree(src, tmp)
+            try:
+                os.rename(tmp, self.path(kind, key))
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return True
+        return False
+
+    def has(self, kind: str, key: str) -> bool:
+        """Whether an entry exists here or can be seeded from the shipped assets (not verified)."""
+        return self.path(kind, key).is_dir() or any((r / kind / key / MANIFEST).is_file() for r in self.seed_roots)
 
     def _dir(self, kind: str) -> Path:
         if not kind or "/" in kind or kind.startswith("."):
@@ -199,6 +227,8 @@ class Cache:
     ) -> CacheOutcome:
         """Load ``(kind, key)`` or build it exactly once, repairing a corrupt entry."""
         note = None
+        if not self.path(kind, key).exists():
+            self._seed(kind, key)
         try:
             entry = self.load(kind, key)
             if entry is not None:

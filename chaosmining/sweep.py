@@ -314,7 +314,7 @@ def run_sweep(
     results: dict[tuple[Any, int], CellResult] = {}
     todo: list[tuple[Any, int, SymbolicConfig]] = []
     for value, seed, cfg in cells:
-        if cache.path(RESULT_KIND, _result_key(cfg, config.eval)).is_dir():
+        if cache.has(RESULT_KIND, _result_key(cfg, config.eval)):
             try:
                 results[(value, seed)] = _cell_from_result(
                     value, seed, run_symbolic(cfg, config.eval, cache=cache, device=dev)

@@ -220,7 +220,7 @@ def render_result(result: Any) -> None:
     fresh = done_job is not None and done_job.status == "done"
     c[3].metric(
         "Source",
-        "trained in this session" if fresh else "cache",
+        "trained now" if fresh else "cache",
         help=f"trained on {result.device}; loaded in {result.seconds:.2f} s",
     )
     if result.cache_note:

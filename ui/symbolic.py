@@ -56,7 +56,7 @@ def cached_result(config: SymbolicConfig, ev: EvalConfig) -> SymbolicResult | No
     import json
 
     key = result_key(config, ev)
-    if not get_cache().path(RESULT_KIND, key).is_dir():
+    if not get_cache().has(RESULT_KIND, key):
         return None
     try:
         return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))

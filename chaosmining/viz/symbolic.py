@@ -1,27 +1,23 @@
-"""Plotly figures: pure functions of results, shared by the app and the CLI's export.
-
-Every function returns a :class:`plotly.graph_objects.Figure`; none imports Streamlit. Colours for the
-methods come from one palette so that a method looks the same in every chart.
-"""
+"""Figures of the symbolic modality and of the what-if sweeps."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .attribution import METHODS
+from .common import FLOOR_COLOR, OTHER_COLOR, RELEVANT_COLOR, method_color, method_label
+from .common import layout as _layout
+from .common import rgba as _rgba
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .experiments.symbolic import SymbolicResult
-    from .sweep import SweepResult
+    from ..experiments.symbolic import SymbolicResult
+    from ..sweep import SweepResult
 
 __all__ = [
-    "method_color",
-    "method_label",
     "fprec_bars",
     "uscore_bars",
     "fprec_curve",
@@ -34,44 +30,6 @@ __all__ = [
     "fprec_distribution",
     "symbolic_figures",
 ]
-
-_PALETTE = [
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#393b79",
-    "#637939",
-    "#8c6d31",
-    "#843c39",
-    "#7b4173",
-]
-RELEVANT_COLOR = "#d62728"
-OTHER_COLOR = "#9aa5b1"
-FLOOR_COLOR = "#555555"
-_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), height=380)
-
-
-def method_color(method: str) -> str:
-    if method == "random":
-        return "#7f7f7f"
-    names = [n for n in METHODS.names() if n != "random"]
-    idx = names.index(method) if method in names else abs(hash(method))
-    return _PALETTE[idx % len(_PALETTE)]
-
-
-def method_label(method: str) -> str:
-    return METHODS.get(method).display_name if method in METHODS else method
-
-
-def _layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01), **{**_LAYOUT, **kw})
-    return fig
 
 
 def fprec_bars(result: SymbolicResult) -> go.Figure:
@@ -353,12 +311,6 @@ def sweep_curves(sweep: SweepResult, metric: str = "fprec") -> go.Figure:
         ),
         yaxis=dict(title=metric, range=[0, 1.05]),
     )
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def symbolic_figures(result: SymbolicResult, method: str | None = None) -> dict[str, go.Figure]:

@@ -1,0 +1,159 @@
+"""Shared fixtures.
+
+* The whole session uses a private cache folder (``CHAOSMINING_CACHE``), never the repository's.
+* ``app_server`` starts ``streamlit run app.py`` once per session on a free port, against that cache.
+* ``page`` is a Playwright page in Debian's Chromium (``/usr/bin/chromium``); Playwright's own browser
+  download does not work offline. Without Chromium the browser tests fail when
+  ``CHAOSMINING_REQUIRE_BROWSER=1`` (as ``make test`` sets) and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="chaosmining-test-cache-"))
+os.environ["CHAOSMINING_CACHE"] = str(SESSION_CACHE)
+# Screenshots of the browser tests land here (not committed) for a human to look at.
+SHOTS = Path(os.environ.get("CHAOSMINING_SHOTS", tempfile.gettempdir())) / "chaosmining-shots"
+SHOTS.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("CHAOSMINING_THREADS", "1")
+os.environ.setdefault("CHAOSMINING_WORKERS", "2")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ARG001
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_cache() -> Path:
+    return SESSION_CACHE
+
+
+@pytest.fixture
+def tmp_cache(tmp_path):
+    """A fresh, empty cache for tests that need to see building, locking or corruption."""
+    from chaosmining.cache import Cache
+
+    return Cache(tmp_path / "cache")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """URL of a Streamlit server running this repository's app (one per test session)."""
+    port = _free_port()
+    log = open(SESSION_CACHE.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115
+    env = {**os.environ, "CHAOSMINING_CACHE": str(SESSION_CACHE), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early, see {log.name}")
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        if os.environ.get("CHAOSMINING_REQUIRE_BROWSER") == "1":
+            pytest.fail("Debian's chromium is required for the browser tests (apt-get install chromium).")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=exe,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+
+
+def wait_for_app(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished running the page's script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout,
+    )
