@@ -13,6 +13,21 @@ Notes on faithfulness to the paper and to Captum
   Softmax. Other activations (GELU, the paper's default) are passed with their plain gradient, so on a
   GELU MLP DeepLift equals Input x Gradient ``(x - baseline) * dF/dx``. :func:`preflight` says so.
 * ``random`` is a control: i.i.d. uniform scores, the floor of every metric.
+* ``smoothgrad``, ``smoothgrad_sq`` and ``vargrad`` are Captum's ``NoiseTunnel`` over the signed
+  gradient, with the noise's standard deviation given *in units of each sample's value range*
+  (``noise_level * (max(x) - min(x))``, as Smilkov et al. define it). Captum draws the noise from
+  torch's global generator; here it comes from the request's generator, so results are reproducible
+  without global seeding.
+* ``gradient_shap`` is Captum's GradientShap estimator (noisy input, a baseline drawn from the baseline
+  distribution, a uniform point on the path, ``(x - baseline) * gradient``) with the draws taken from
+  the request's generator: Captum's own class uses NumPy's and torch's global generators.
+* ``guided_backprop`` modifies only ``nn.ReLU`` *modules*; on a model without them (the GELU MLP) it is
+  the plain gradient, and ReLUs called as functions are not guided. :func:`preflight` says so.
+* ``occlusion`` slides a window over the input's non-channel axes (tabular: features; audio ``(C, T)``:
+  time within one channel; images ``(C, H, W)``: a square over all channels).
+* ``kernel_shap`` fits Captum's KernelSHAP per sample over interpretable features: each feature
+  (tabular), ``segments`` windows per channel (audio) or a ``segments x segments`` grid of patches
+  (images), unless a ``feature_mask`` is given. It costs ``samples`` forward passes per input row.
 """
 
 from __future__ import annotations
@@ -27,9 +42,20 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from captum.attr import DeepLift, FeatureAblation, IntegratedGradients, Saliency
+from captum.attr import (
+    DeepLift,
+    FeatureAblation,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    KernelShap,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -48,6 +74,13 @@ __all__ = [
     "preflight",
     "measure_peak_memory",
     "KNOWN_NONLINEAR",
+    "NONLINEAR_FUNCTIONS",
+    "functional_nonlinearities",
+    "methods_for",
+    "ModelTrace",
+    "trace_model",
+    "PREFLIGHT_CHECKS",
+    "group_mask",
 ]
 
 
@@ -89,7 +122,11 @@ class AttributionRequest:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered attribution method."""
+    """A registered attribution method.
+
+    ``modalities`` lists the pages that offer it; ``checks`` names the :data:`PREFLIGHT_CHECKS` run
+    before it (hook-based methods only).
+    """
 
     name: str
     display_name: str
@@ -102,6 +139,7 @@ class MethodSpec:
     uses_hooks: bool = False
     is_control: bool = False
     modalities: tuple[str, ...] = ("symbolic", "vision", "audio")
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +196,201 @@ def _random(req: AttributionRequest) -> torch.Tensor:
     return values.to(req.inputs.device)
 
 
+def _sample_range(x: torch.Tensor) -> torch.Tensor:
+    """Per-row value range ``max - min`` over all of a row's elements, shape ``(n,)`` (1 where constant)."""
+    flat = x.detach().reshape(len(x), -1)
+    span = flat.max(dim=1).values - flat.min(dim=1).values
+    return torch.where(span > 0, span, torch.ones_like(span))
+
+
+def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape ``(n,)`` to broadcast over the rows of ``like``."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+class _SeededNoiseTunnel(NoiseTunnel):
+    """Captum's NoiseTunnel with the noise drawn from ``generator`` and scaled by each row's range.
+
+    Captum calls ``stdevs * N(0, 1)`` with torch's global generator; here row ``i`` gets noise of
+    standard deviation ``stdevs * scale[i]``, drawn from the generator of the request.
+    """
+
+    def __init__(self, method: Any, generator: torch.Generator, scale: torch.Tensor) -> None:
+        super().__init__(method)
+        self._generator = generator
+        self._scale = scale
+
+    def _add_noise_to_input(self, input: torch.Tensor, stdev: float, nt_samples_partition: int) -> torch.Tensor:  # noqa: A002
+        expanded = input.repeat_interleave(nt_samples_partition, dim=0)
+        std = _per_row(self._scale.repeat_interleave(nt_samples_partition) * stdev, expanded)
+        noise = torch.randn(expanded.shape, generator=self._generator, dtype=input.dtype).to(input.device)
+        return expanded + noise * std.to(input.device)
+
+
+def _noise_batch(req: AttributionRequest, samples: int) -> int:
+    """Noisy copies per Captum call, so that one call holds about 4 million input elements."""
+    return int(max(1, min(samples, 4_000_000 // max(1, req.inputs.numel()))))
+
+
+def _noise_tunnel(req: AttributionRequest, nt_type: str) -> torch.Tensor:
+    samples = req.params["samples"]
+    tunnel = _SeededNoiseTunnel(Saliency(req.model), req.generator, _sample_range(req.inputs))
+    return tunnel.attribute(
+        req.inputs,
+        nt_type=nt_type,
+        nt_samples=samples,
+        nt_samples_batch_size=_noise_batch(req, samples),
+        stdevs=float(req.params["noise_level"]),
+        target=req.target,
+        abs=False,
+    )
+
+
+def _input_x_gradient(req: AttributionRequest) -> torch.Tensor:
+    return InputXGradient(req.model).attribute(req.inputs, target=req.target)
+
+
+def _guided_backprop(req: AttributionRequest) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting backward hooks", category=UserWarning)
+        return GuidedBackprop(req.model).attribute(req.inputs, target=req.target)
+
+
+def _baseline_draws(baselines: float | torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One baseline per row of ``x``: the scalar, the row's own baseline, or a draw from a distribution.
+
+    A tensor whose first dimension differs from the batch (shape ``(k, *x.shape[1:])``) is a baseline
+    distribution; each row draws one of its ``k`` members uniformly.
+    """
+    if not isinstance(baselines, torch.Tensor):
+        return torch.full_like(x, float(baselines))
+    b = baselines.to(x.device, x.dtype)
+    if b.shape == x.shape:
+        return b
+    if b.dim() == x.dim() and b.shape[1:] == x.shape[1:]:
+        idx = torch.randint(len(b), (len(x),), generator=gen)
+        return b[idx.to(b.device)]
+    return b.expand_as(x)
+
+
+def _gradient_shap(req: AttributionRequest) -> torch.Tensor:
+    x = req.inputs.detach()
+    scale = _per_row(_sample_range(x) * float(req.params["noise_level"]), x)
+    saliency = Saliency(req.model)
+    total = torch.zeros_like(x)
+    samples = req.params["samples"]
+    for _ in range(samples):
+        noisy = x + torch.randn(x.shape, generator=req.generator, dtype=x.dtype).to(x.device) * scale
+        base = _baseline_draws(req.baselines, x, req.generator)
+        alpha = _per_row(torch.rand(len(x), generator=req.generator, dtype=x.dtype).to(x.device), x)
+        point = (base + alpha * (noisy - base)).requires_grad_()
+        total += (noisy - base) * saliency.attribute(point, target=req.target, abs=False)
+    return total / samples
+
+
+def _occlusion_window(shape: tuple[int, ...], window: int, stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Sliding-window and stride shapes for one row of shape ``shape`` (channel axis first)."""
+    if stride > window:
+        raise ConfigError(
+            f"The 'stride' parameter of method 'occlusion' must be an int in [1, window={window}] (Captum slides "
+            f"windows that overlap or touch). Got {stride} instead."
+        )
+    if len(shape) == 1:
+        w = min(window, shape[0])
+        return (w,), (min(stride, w),)
+    if len(shape) == 2:  # (channels, time): a window along time within one channel
+        w = min(window, shape[1])
+        return (1, w), (1, min(stride, w))
+    sizes = tuple(min(window, s) for s in shape[1:])
+    return (shape[0], *sizes), (shape[0], *(min(stride, s) for s in sizes))
+
+
+def _occlusion(req: AttributionRequest) -> torch.Tensor:
+    window, stride = _occlusion_window(tuple(req.inputs.shape[1:]), req.params["window"], req.params["stride"])
+    per_eval = max(1, min(64, 2_000_000 // max(1, req.inputs.numel())))
+    return Occlusion(req.model).attribute(
+        req.inputs,
+        sliding_window_shapes=window,
+        strides=stride,
+        baselines=req.baselines,
+        target=req.target,
+        perturbations_per_eval=per_eval,
+    )
+
+
+def group_mask(shape: tuple[int, ...], segments: int) -> torch.Tensor | None:
+    """Interpretable features for one row of shape ``shape``: ``None`` (every element) for tabular rows,
+    ``segments`` windows along time per channel for ``(C, T)``, a ``segments x segments`` grid of
+    patches shared by all channels for ``(C, H, W)``. Returns an integer mask of shape ``(1, *shape)``.
+    """
+    if len(shape) <= 1:
+        return None
+    if len(shape) == 2:
+        c, t = shape
+        seg = torch.clamp(torch.arange(t) * min(segments, t) // t, max=min(segments, t) - 1)
+        return (torch.arange(c)[:, None] * min(segments, t) + seg[None, :]).unsqueeze(0)
+    h, w = shape[-2], shape[-1]
+    sh, sw = min(segments, h), min(segments, w)
+    rows = torch.arange(h) * sh // h
+    cols = torch.arange(w) * sw // w
+    grid = rows[:, None] * sw + cols[None, :]
+    return grid.expand(shape).unsqueeze(0).contiguous()
+
+
+class _SeededKernelShap(KernelShap):
+    """Captum's KernelSHAP with its coalitions drawn from ``generator`` (Captum uses the global one)."""
+
+    def __init__(self, model: nn.Module, generator: torch.Generator) -> None:
+        super().__init__(model)
+        self._generator = generator
+
+    def kernel_shap_perturb_generator(self, original_inp: Any, **kwargs: Any):  # noqa: ANN201
+        num_features = int(kwargs["num_interp_features"])
+        probs = kwargs["num_select_distribution"].probs
+        device = original_inp.device if isinstance(original_inp, torch.Tensor) else original_inp[0].device
+        yield torch.ones(1, num_features, device=device, dtype=torch.long)
+        yield torch.zeros(1, num_features, device=device, dtype=torch.long)
+        while True:
+            k = int(torch.multinomial(probs, 1, generator=self._generator))
+            order = torch.randperm(num_features, generator=self._generator)[:k]
+            draw = torch.zeros(1, num_features, dtype=torch.long)
+            draw[0, order] = 1
+            yield draw.to(device)
+
+
+def _kernel_shap(req: AttributionRequest) -> torch.Tensor:
+    mask = req.feature_mask
+    if mask is None:
+        mask = group_mask(tuple(req.inputs.shape[1:]), req.params["segments"])
+    if mask is not None:
+        mask = mask.to(req.inputs.device)
+    samples = req.params["samples"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        return _SeededKernelShap(req.model, req.generator).attribute(
+            req.inputs.detach(),
+            baselines=req.baselines,
+            target=req.target,
+            feature_mask=mask,
+            n_samples=samples,
+            perturbations_per_eval=max(1, min(samples, 2_000_000 // max(1, req.inputs[0].numel()))),
+        )
+
+
+_NOISE_PARAMS = (
+    ParamSpec("samples", "int", 25, 1, 1000, help="Noisy copies averaged per input (Smilkov et al.: 50)."),
+    ParamSpec(
+        "noise_level",
+        "float",
+        0.15,
+        0.0,
+        2.0,
+        help="Noise standard deviation in units of each sample's value range, max(x) - min(x) "
+        "(Smilkov et al. recommend 0.1-0.2).",
+    ),
+)
+
+
 for _m in (
     MethodSpec(
         "saliency",
@@ -188,6 +421,7 @@ for _m in (
         "Captum back-propagates plain gradients and the result equals Input x Gradient.",
         _deeplift,
         uses_hooks=True,
+        checks=("reused_modules", "deeplift_rules", "functional_nonlinear"),
     ),
     MethodSpec(
         "integrated_gradients",
@@ -218,6 +452,119 @@ for _m in (
         ground_truth="ablation",
     ),
     MethodSpec(
+        "input_x_gradient",
+        "Input x Gradient",
+        "IxG",
+        "https://arxiv.org/abs/1605.01713",
+        "The input times the gradient, x * dF/dx (Shrikumar et al.); on a linear model with a zero baseline it "
+        "equals Integrated Gradients and satisfies Sensitivity-n for every n.",
+        _input_x_gradient,
+    ),
+    MethodSpec(
+        "smoothgrad",
+        "SmoothGrad",
+        "SG",
+        "https://arxiv.org/abs/1706.03825",
+        "The signed gradient averaged over noisy copies of the input (Captum NoiseTunnel); the noise is given in "
+        "units of each sample's value range.",
+        lambda r: _noise_tunnel(r, "smoothgrad"),
+        params=_NOISE_PARAMS,
+    ),
+    MethodSpec(
+        "smoothgrad_sq",
+        "SmoothGrad-squared",
+        "SG2",
+        "https://arxiv.org/abs/1806.10758",
+        "The mean of the squared gradient over noisy copies (Hooker et al.'s SG-SQ, which beat random under ROAR "
+        "on ImageNet); always non-negative.",
+        lambda r: _noise_tunnel(r, "smoothgrad_sq"),
+        params=_NOISE_PARAMS,
+    ),
+    MethodSpec(
+        "vargrad",
+        "VarGrad",
+        "VG",
+        "https://arxiv.org/abs/1810.03292",
+        "The variance of the gradient over noisy copies (Adebayo et al.); non-negative, like SmoothGrad-squared.",
+        lambda r: _noise_tunnel(r, "vargrad"),
+        params=_NOISE_PARAMS,
+    ),
+    MethodSpec(
+        "guided_backprop",
+        "Guided Backprop",
+        "GBP",
+        "https://arxiv.org/abs/1412.6806",
+        "The gradient with negative signals zeroed at every ReLU on the way back. Only nn.ReLU modules are "
+        "modified: on a model without them it is the plain gradient. Known to fail the parameter-randomisation "
+        "sanity check (Adebayo et al.).",
+        _guided_backprop,
+        uses_hooks=True,
+        checks=("relu_modules", "functional_relu"),
+    ),
+    MethodSpec(
+        "gradient_shap",
+        "GradientShap",
+        "GS",
+        "https://arxiv.org/abs/1705.07874",
+        "Expected gradients: (x - b) * dF/dx at a uniform point between a baseline b and a noisy copy of x, "
+        "averaged over draws (Captum's estimator, with seeded draws). With a zero baseline it is a stochastic "
+        "Integrated Gradients.",
+        _gradient_shap,
+        params=(
+            ParamSpec("samples", "int", 20, 1, 1000, help="Draws of (baseline, point on the path, noise) per input."),
+            ParamSpec(
+                "noise_level",
+                "float",
+                0.0,
+                0.0,
+                2.0,
+                help="Noise added to the input, in units of each sample's value range (Captum's default: none).",
+            ),
+        ),
+    ),
+    MethodSpec(
+        "occlusion",
+        "Occlusion",
+        "OCC",
+        "https://arxiv.org/abs/1311.2901",
+        "F(x) - F(x with a sliding window set to the baseline 0), averaged over the windows covering each "
+        "element. Window 1 on tabular data equals Feature Ablation.",
+        _occlusion,
+        params=(
+            ParamSpec(
+                "window",
+                "int",
+                3,
+                1,
+                4096,
+                help="Window length along each non-channel axis (features, time steps or pixels; capped at the axis "
+                "length).",
+            ),
+            ParamSpec("stride", "int", 1, 1, 4096, help="Step between windows; at most the window."),
+        ),
+    ),
+    MethodSpec(
+        "kernel_shap",
+        "KernelSHAP",
+        "KS",
+        "https://arxiv.org/abs/1705.07874",
+        "Shapley values estimated by a weighted linear fit over random coalitions of interpretable features, "
+        "which are set to the baseline 0 when absent. Slow: one linear fit and 'samples' forward passes per row.",
+        _kernel_shap,
+        params=(
+            ParamSpec("samples", "int", 100, 10, 100_000, help="Coalitions sampled per input row.", log=True),
+            ParamSpec(
+                "segments",
+                "int",
+                4,
+                1,
+                64,
+                help="Images: a segments x segments grid of patches; audio: windows per channel; tabular data use "
+                "every feature.",
+            ),
+        ),
+    ),
+    MethodSpec(
         "random",
         "Random control",
         "RND",
@@ -228,6 +575,11 @@ for _m in (
     ),
 ):
     METHODS.register(_m.name, _m)
+
+
+def methods_for(modality: str) -> list[str]:
+    """Registered methods that apply to ``modality`` ('symbolic', 'vision' or 'audio'), in registry order."""
+    return [name for name, spec in METHODS.items() if modality in spec.modalities]
 
 
 def resolve_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -267,23 +619,204 @@ KNOWN_NONLINEAR: tuple[type[nn.Module], ...] = (
 )
 
 
-def _module_calls(model: nn.Module, example: torch.Tensor) -> Counter[str]:
+# Non-linear functions that hook-based methods cannot see when they are called as functions rather
+# than through an activation module (``torch.relu``, ``F.gelu``, ``x.sigmoid()``, ``F.max_pool2d``...).
+NONLINEAR_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "gelu",
+        "silu",
+        "mish",
+        "elu",
+        "selu",
+        "celu",
+        "leaky_relu",
+        "prelu",
+        "softplus",
+        "sigmoid",
+        "tanh",
+        "hardtanh",
+        "hardswish",
+        "hardsigmoid",
+        "logsigmoid",
+        "softsign",
+        "softmax",
+        "log_softmax",
+        "glu",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "max_pool1d_with_indices",
+        "max_pool2d_with_indices",
+        "max_pool3d_with_indices",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+    }
+)
+_ACTIVATION_MODULE_FILES = ("torch.nn.modules.activation", "torch.nn.modules.pooling")
+
+
+@dataclass(frozen=True)
+class ModelTrace:
+    """What one forward pass of one row revealed.
+
+    ``calls`` counts the calls of each leaf module; ``functional`` lists ``(function, module)`` pairs of
+    non-linear functions called outside an activation or pooling module (``module`` is the class whose
+    ``forward`` called them).
+    """
+
+    calls: Counter[str]
+    functional: tuple[tuple[str, str], ...]
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    def __init__(self, stack: list[nn.Module]) -> None:
+        super().__init__()
+        self.stack = stack
+        self.found: list[tuple[str, str]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        name = getattr(func, "__name__", "")
+        if name in NONLINEAR_FUNCTIONS:
+            owner = self.stack[-1] if self.stack else None
+            inside_activation = (
+                owner is not None and not list(owner.children()) and type(owner).__module__ in _ACTIVATION_MODULE_FILES
+            )
+            if not inside_activation:
+                pair = (name, type(owner).__name__ if owner is not None else "the forward function")
+                if pair not in self.found:
+                    self.found.append(pair)
+        return func(*args, **(kwargs or {}))
+
+
+def trace_model(model: nn.Module, example: torch.Tensor) -> ModelTrace:
+    """Run ``model`` on ``example`` (one row is enough) and record module calls and functional non-linearities."""
     counts: Counter[str] = Counter()
+    stack: list[nn.Module] = []
     handles = []
+
+    def enter(module: nn.Module, _inputs: Any) -> None:
+        stack.append(module)
+
+    def leave(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+        stack.pop()  # a hook that returned a value would replace the module's output
+
     for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave))
         if not list(module.children()):
             handles.append(module.register_forward_hook(lambda m, i, o, name=name: counts.update([name])))
+    recorder = _FunctionRecorder(stack)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), recorder:
             model(example)
     finally:
         for h in handles:
             h.remove()
-    return counts
+    return ModelTrace(counts, tuple(recorder.found))
+
+
+def functional_nonlinearities(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
+    """``(function, calling module)`` pairs of non-linearities ``model`` calls as functions."""
+    return list(trace_model(model, example[:1]).functional)
+
+
+PreflightCheck = Callable[[nn.Module, str, "ModelTrace | None"], list[str]]
+PREFLIGHT_CHECKS: Registry[PreflightCheck] = Registry("pre-flight check")
+
+
+@PREFLIGHT_CHECKS.register("reused_modules")
+def _check_reused(model: nn.Module, method: str, trace: ModelTrace | None) -> list[str]:
+    reused = [name for name, n in trace.calls.items() if n > 1] if trace is not None else []
+    if reused:
+        raise ConfigError(
+            f"Method {method!r} cannot run on this model: module(s) {reused} are called more than once per "
+            "forward pass, and hook-based methods need one module instance per use. Choose another method "
+            "or a model that instantiates each activation and pooling layer separately."
+        )
+    return []
+
+
+@PREFLIGHT_CHECKS.register("deeplift_rules")
+def _check_deeplift_rules(model: nn.Module, method: str, trace: ModelTrace | None) -> list[str]:
+    notes = []
+    missing = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if isinstance(m, KNOWN_NONLINEAR) and type(m) not in SUPPORTED_NON_LINEAR
+        }
+    )
+    if missing:
+        notes.append(
+            f"DeepLift has no rule for {', '.join(missing)}: Captum back-propagates the plain gradient through "
+            "it, so on this model 'deeplift' computes Input x Gradient, (x - baseline) * dF/dx, not DeepLift's "
+            "Rescale rule. Choose the ReLU, Tanh or ELU activation for genuine DeepLift."
+        )
+    recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
+    if recurrent:
+        notes.append(
+            f"DeepLift has no rule for the gates inside {', '.join(recurrent)}: their sigmoid and tanh are computed "
+            "inside one fused operation, so 'deeplift' passes the plain gradient through the recurrent layers."
+        )
+    return notes
+
+
+def _functional_note(method: str, pairs: list[tuple[str, str]]) -> str:
+    where = ", ".join(f"{f}() in {owner}" for f, owner in pairs)
+    return (
+        f"'{method}' sees only modules, but this model calls {where} as function(s): those non-linearities get "
+        "the plain gradient, so the result mixes the method with ordinary back-propagation. Use one activation "
+        "module (nn.ReLU(), nn.MaxPool2d(), ...) per use for a faithful result."
+    )
+
+
+@PREFLIGHT_CHECKS.register("functional_nonlinear")
+def _check_functional(model: nn.Module, method: str, trace: ModelTrace | None) -> list[str]:
+    pairs = list(trace.functional) if trace is not None else []
+    return [_functional_note(method, pairs)] if pairs else []
+
+
+@PREFLIGHT_CHECKS.register("functional_relu")
+def _check_functional_relu(model: nn.Module, method: str, trace: ModelTrace | None) -> list[str]:
+    pairs = [p for p in (trace.functional if trace is not None else ()) if p[0] in ("relu", "relu_")]
+    return [_functional_note(method, pairs)] if pairs else []
+
+
+@PREFLIGHT_CHECKS.register("relu_modules")
+def _check_relu_modules(model: nn.Module, method: str, trace: ModelTrace | None) -> list[str]:
+    others = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if isinstance(m, KNOWN_NONLINEAR + tuple(SUPPORTED_NON_LINEAR))
+            and not isinstance(m, nn.ReLU)
+            and not isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Softmax))
+        }
+    )
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        what = f" (it uses {', '.join(others)})" if others else ""
+        return [
+            f"Guided Backprop modifies only nn.ReLU modules and this model has none{what}: here "
+            f"'{method}' equals the signed gradient (Saliency)."
+        ]
+    if others:
+        return [
+            f"Guided Backprop modifies only nn.ReLU modules; the {', '.join(others)} activation(s) of this model "
+            "pass the plain gradient."
+        ]
+    return []
 
 
 def preflight(model: nn.Module, method: str, example: torch.Tensor | None = None) -> list[str]:
     """Check before a run whether ``model`` suits ``method``; return warnings for the user.
+
+    The checks are those the method's :class:`MethodSpec` lists (``checks``), from
+    :data:`PREFLIGHT_CHECKS`. With an ``example`` (one row is used), one traced forward pass also finds
+    modules called more than once and non-linearities called as functions (``F.relu``), which hook-based
+    methods cannot see.
 
     Raises
     ------
@@ -292,32 +825,13 @@ def preflight(model: nn.Module, method: str, example: torch.Tensor | None = None
         forward pass (DeepLift's hooks would mix the two uses).
     """
     spec = METHODS.get(method)
-    warnings: list[str] = []
-    if not spec.uses_hooks:
-        return warnings
-    if example is not None:
-        reused = [name for name, n in _module_calls(model, example[:1]).items() if n > 1]
-        if reused:
-            raise ConfigError(
-                f"Method {method!r} cannot run on this model: module(s) {reused} are called more than once per "
-                "forward pass, and hook-based methods need one module instance per use. Choose another method "
-                "or a model that instantiates each activation and pooling layer separately."
-            )
-    if method == "deeplift":
-        missing = sorted(
-            {
-                type(m).__name__
-                for m in model.modules()
-                if isinstance(m, KNOWN_NONLINEAR) and type(m) not in SUPPORTED_NON_LINEAR
-            }
-        )
-        if missing:
-            warnings.append(
-                f"DeepLift has no rule for {', '.join(missing)}: Captum back-propagates the plain gradient through "
-                "it, so on this model 'deeplift' computes Input x Gradient, (x - baseline) * dF/dx, not DeepLift's "
-                "Rescale rule. Choose the ReLU, Tanh or ELU activation for genuine DeepLift."
-            )
-    return warnings
+    if not spec.checks:
+        return []
+    trace = trace_model(model, example[:1]) if example is not None else None
+    notes: list[str] = []
+    for check in spec.checks:
+        notes += PREFLIGHT_CHECKS.get(check)(model, method, trace)
+    return notes
 
 
 class _PeakMemory(TorchDispatchMode):
