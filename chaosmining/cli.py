@@ -54,6 +54,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--export", metavar="DIR", default=None, help="write figures (PNG, SVG, HTML), CSV and a JSON bundle to DIR"
     )
+    p.add_argument(
+        "--export-formats",
+        type=_comma_list,
+        default=["png", "svg", "html", "csv"],
+        help="comma-separated subset of png,svg,html,csv (default: all)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,10 +88,16 @@ def eval_from_args(a: argparse.Namespace, **kw: Any) -> EvalConfig:
     return EvalConfig.create(a.methods, _parse_params(a.param), samples=a.eval_samples, **kw)
 
 
-def _export(result: SymbolicResult, directory: str) -> None:
+def _export(result: SymbolicResult, a: argparse.Namespace) -> None:
     from ..viz import symbolic_figures
 
-    write_bundle(directory, symbolic_figures(result), result.bundle(), {"scores": pd.DataFrame(result.scores_table())})
+    write_bundle(
+        a.export,
+        symbolic_figures(result),
+        result.bundle(),
+        {"scores": pd.DataFrame(result.scores_table())},
+        a.export_formats,
+    )
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
@@ -99,7 +105,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
         config_from_args(a), eval_from_args(a), cache=Cache(a.cache_dir) if a.cache_dir else None, device=a.device
     )
     if a.export:
-        _export(result, a.export)
+        _export(result, a)
     return result.summary()
 
 
@@ -116,7 +122,7 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     diffs = [abs(out["fprec"][m] - v) for m, v in old.items() if m in out["fprec"] and v is not None]
     out["max_fprec_difference_from_bundle"] = max(diffs) if diffs else None
     if a.export:
-        _export(result, a.export)
+        _export(result, a)
     return out
 
 
@@ -189,6 +195,7 @@ def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
             {"sweep_fprec": sweep_curves(result, "fprec"), "sweep_uscore": sweep_curves(result, "uscore")},
             result.bundle(),
             {"cells": pd.DataFrame(result.rows())},
+            a.export_formats,
         )
     return result.summary()
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import math
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,7 +72,7 @@ ALLOWED_FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], int]] = {
     "Min": (sympy.Min, 2),
 }
 
-_BINOPS = {ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.BitXor}
+_BINOPS = {ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow}
 
 
 def _reject(text: str, why: str) -> FormulaError:
@@ -148,7 +150,7 @@ def _build(node: ast.AST, text: str) -> sympy.Expr:
         return fn(*[_build(a, text) for a in node.args])
     if isinstance(node, ast.BinOp):
         left = _build(node.left, text)
-        if isinstance(node.op, (ast.Pow, ast.BitXor)):
+        if isinstance(node.op, ast.Pow):
             right = _build(node.right, text)
             # Exponents are bounded so that a constant tower such as 9**9**9 is never expanded.
             if right.is_number:
@@ -257,6 +259,18 @@ def _note(text: str, n_columns: int, relevant: tuple[int, ...], formula_id: int 
     )
 
 
+def _caret_to_power(text: str) -> str:
+    """Read ``^`` as power at the token level, so that ``a^2 + b`` keeps power's precedence."""
+    if "^" not in text:
+        return text
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text  # ast.parse reports the syntax error
+    out = [(t.type, "**" if t.type == tokenize.OP and t.string == "^" else t.string) for t in tokens]
+    return tokenize.untokenize(out)
+
+
 def parse_formula(text: str, *, n_columns: int | None = None, formula_id: int | None = None) -> Formula:
     """Check ``text`` against the whitelist, then build a :class:`Formula`.
 
@@ -288,7 +302,7 @@ def parse_formula(text: str, *, n_columns: int | None = None, formula_id: int | 
     if "__" in stripped:
         raise _reject(text, "double underscores are not allowed")
     try:
-        tree = ast.parse(stripped, mode="eval")
+        tree = ast.parse(_caret_to_power(stripped), mode="eval")
     except SyntaxError as exc:
         raise _reject(text, f"it is not valid syntax ({exc.msg}); write products explicitly, e.g. 2*a") from None
     _check_tree(tree, text)
