@@ -108,8 +108,18 @@ class EvalConfig(ConfigBase):
             METHODS.get(m)
         order = {name: i for i, name in enumerate(METHODS.names())}
         object.__setattr__(self, "methods", tuple(sorted(set(methods), key=order.__getitem__)))
-        resolved = tuple((m, tuple(sorted(resolve_params(m, dict(p)).items()))) for m, p in self.method_params)
-        object.__setattr__(self, "method_params", tuple(sorted(resolved)))
+        given = {m: dict(p) for m, p in self.method_params}
+        unused = set(given) - set(self.methods)
+        if unused:
+            raise ConfigError(
+                f"The 'method_params' parameter of EvalConfig names methods that are not selected: {sorted(unused)}."
+            )
+        # Canonical form: every selected method with parameters, defaults filled in, so that explicit
+        # defaults and implicit ones hash alike.
+        resolved = tuple(
+            (m, tuple(sorted(resolve_params(m, given.get(m)).items()))) for m in self.methods if METHODS.get(m).params
+        )
+        object.__setattr__(self, "method_params", resolved)
         check_int(self.samples, "samples", owner="EvalConfig", low=0)
         check_int(self.curve_samples, "curve_samples", owner="EvalConfig", low=0)
 
