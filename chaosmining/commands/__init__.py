@@ -1,3 +1,6 @@
 """Built-in CLI commands; importing this package registers them in :data:`chaosmining.cli.COMMANDS`."""
 
-from . import symbolic  # noqa: F401
+from . import (
+    symbolic,  # noqa: F401
+    vision,  # noqa: F401
+)

@@ -28,6 +28,21 @@ from .symbolic import (
     symbolic_figures,
     uscore_bars,
 )
+from .vision import (
+    box_free_bars,
+    conditions_figure,
+    confusion_figure,
+    detail_figure,
+    gallery_figure,
+    gallery_overlays,
+    heat_colors,
+    iou_bars,
+    iou_distribution,
+    overlay,
+    png_bytes,
+    training_curve,
+    vision_figures,
+)
 
 __all__ = [
     "FLOOR_COLOR",
@@ -50,4 +65,17 @@ __all__ = [
     "sweep_curves",
     "symbolic_figures",
     "uscore_bars",
+    "box_free_bars",
+    "conditions_figure",
+    "confusion_figure",
+    "detail_figure",
+    "gallery_figure",
+    "gallery_overlays",
+    "heat_colors",
+    "iou_bars",
+    "iou_distribution",
+    "overlay",
+    "png_bytes",
+    "training_curve",
+    "vision_figures",
 ]

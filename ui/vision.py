@@ -1,0 +1,177 @@
+"""Cached wrappers and job submission for the Vision page (kept out of ``pages/``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from chaosmining.attribution import METHODS
+from chaosmining.config import stable_hash
+from chaosmining.errors import ChaosMiningError
+from chaosmining.experiments.vision import (
+    MODEL_KIND,
+    RESULT_KIND,
+    VisionConfig,
+    VisionEvalConfig,
+    VisionResult,
+    noise_conditions,
+    result_key,
+    run_conditions,
+    run_vision,
+)
+from chaosmining.models.vision import ARCHITECTURES, build_model, method_availability
+from ui.common import get_cache, jobs
+
+__all__ = [
+    "cached_result",
+    "model_cached",
+    "job_key",
+    "submit_run",
+    "conditions_key",
+    "submit_conditions",
+    "cached_conditions",
+    "gallery_images",
+    "availability",
+    "reading",
+]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _load(key: str, config_json: str, eval_json: str) -> VisionResult:
+    return run_vision(
+        VisionConfig.from_dict(json.loads(config_json)),
+        VisionEvalConfig.from_dict(json.loads(eval_json)),
+        cache=get_cache(),
+    )
+
+
+def cached_result(config: VisionConfig, ev: VisionEvalConfig) -> VisionResult | None:
+    """The result if the cache holds it (loaded once per server process), else ``None``."""
+    key = result_key(config, ev)
+    if not get_cache().has(RESULT_KIND, key):
+        return None
+    try:
+        return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
+    except ChaosMiningError as exc:
+        st.error(str(exc))
+        return None
+
+
+def model_cached(config: VisionConfig) -> bool:
+    return get_cache().has(MODEL_KIND, config.config_hash)
+
+
+def job_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
+    return f"vision:{result_key(config, ev)}"
+
+
+def submit_run(config: VisionConfig, ev: VisionEvalConfig, device: str, widgets: dict[str, Any]) -> None:
+    cache = get_cache()
+
+    def work(ctx: Any) -> VisionResult:
+        return run_vision(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+
+    key = job_key(config, ev)
+    jobs().submit(
+        key,
+        work,
+        kind="vision",
+        description=f"{config.model} on {config.condition}, {config.preset} preset, seed {config.seed}",
+        payload={"epochs": config.train.epochs, "widgets": widgets},
+    )
+    mine = st.session_state.setdefault("vis_jobs", [])
+    if key not in mine:
+        mine.append(key)
+
+
+def conditions_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
+    return "vision-conditions:" + stable_hash([result_key(c, ev) for c in noise_conditions(config).values()])
+
+
+def submit_conditions(config: VisionConfig, ev: VisionEvalConfig, device: str) -> None:
+    cache = get_cache()
+
+    def work(ctx: Any) -> dict[str, VisionResult]:
+        return run_conditions(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+
+    jobs().submit(
+        conditions_key(config, ev),
+        work,
+        kind="vision-conditions",
+        description=f"{config.model}: the four noise conditions, {config.preset} preset",
+        payload={"epochs": config.train.epochs},
+    )
+
+
+def cached_conditions(config: VisionConfig, ev: VisionEvalConfig) -> dict[str, VisionResult | None]:
+    """Each noise condition's result from the cache, or ``None`` where it is not trained yet."""
+    return {code: cached_result(cfg, ev) for code, cfg in noise_conditions(config).items()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _gallery(model_key: str, data_json: str, seed: int, index: tuple[int, ...]) -> np.ndarray:
+    from chaosmining.data.vision import VisionDataConfig, make_vision_data
+
+    data = make_vision_data(VisionDataConfig(**json.loads(data_json)), seed, splits=("val",))
+    return data.val.images(list(index))
+
+
+def gallery_images(result: VisionResult) -> np.ndarray | None:
+    """The gallery's validation images (regenerated once per configuration and kept)."""
+    try:
+        return _gallery(
+            result.config.config_hash,
+            json.dumps(result.config.data.to_dict()),
+            result.config.seed,
+            tuple(int(i) for i in result.arrays["gallery_index"]),
+        )
+    except ChaosMiningError as exc:
+        st.error(f"The gallery images could not be made again: {exc}")
+        return None
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _probe_model(architecture: str, canvas: int) -> Any:
+    return build_model(architecture, 10, canvas).eval()
+
+
+def availability(architecture: str, methods: list[str], canvas: int) -> dict[str, tuple[str | None, list[str]]]:
+    """For each method: why it cannot run on the architecture (or ``None``) and notes about it."""
+    spec = ARCHITECTURES.get(architecture)
+    needs_model = [m for m in methods if METHODS.get(m).checks or m in spec.method_notes]
+    if not needs_model:
+        return {m: (None, []) for m in methods}
+    # Module reuse and functional activations do not depend on the canvas: probe on a small one.
+    try:
+        spec.check_canvas(64)
+        probe = 64
+    except ChaosMiningError:
+        probe = canvas
+    model = _probe_model(architecture, probe)
+    return {m: method_availability(model, architecture, m, probe) if m in needs_model else (None, []) for m in methods}
+
+
+def reading(result: VisionResult) -> str:
+    """A plain-language reading of the scores."""
+    ranked = sorted(
+        ((s.iou, m) for m, s in result.scores.items() if not METHODS.get(m).is_control),
+        reverse=True,
+    )
+    if not ranked:
+        return ""
+    best_iou, best = ranked[0]
+    text = (
+        f"**Reading.** On {result.condition} the model classifies {result.accuracy:.0%} of the validation images "
+        f"correctly (chance {result.chance_accuracy:.0%}). **{METHODS.get(best).display_name}** localises the "
+        f"foreground best: its retrieved box overlaps the true one with IoU {best_iou:.2f}, between the random-map "
+        f"floor {result.random_iou:.2f} and the perfect-map ceiling {result.perfect_iou:.2f}."
+    )
+    if result.accuracy < result.chance_accuracy + 0.1:
+        text += (
+            " The model is close to chance, and the paper finds attribution quality tracks the model's accuracy: "
+            "train on more images (the demo or paper preset) before reading much into the maps."
+        )
+    return text
