@@ -262,7 +262,7 @@ with tab_results:
     if result is not None:
         render_result(result)
     elif job is not None and not job.snapshot().done:
-        show_job(job_key, render_progress)
+        show_job(job_key, render_progress, interval=0.5)
     else:
         if job is not None and job.status == "failed":
             st.error(job.error)

@@ -52,6 +52,14 @@ def test_configs_are_frozen_and_hash_stably():
     assert SymbolicConfig.from_dict(a.to_dict()) == a
 
 
+def test_a_model_too_large_for_memory_is_refused_with_what_to_change():
+    from chaosmining.errors import ResourceError
+
+    with pytest.raises(ResourceError, match="Reduce 'width', 'depth' or 'samples'"):
+        SymbolicConfig(data=SymbolicDataConfig(samples=2_000_000), model=MLPConfig(width=8192, depth=16))
+    assert SymbolicConfig().estimated_bytes() < 100 * 2**20
+
+
 def test_device_choice_is_validated():
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ChaosMiningError, match="'device' parameter"):

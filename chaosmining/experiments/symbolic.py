@@ -22,8 +22,8 @@ import torch
 from ..attribution import METHODS, attribute, resolve_params
 from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
-from ..data.symbolic import SymbolicDataConfig, SymbolicDataset, ground_truth, make_symbolic_data
-from ..errors import ConfigError
+from ..data.symbolic import SymbolicDataConfig, SymbolicDataset, ground_truth, make_symbolic_data, memory_budget_bytes
+from ..errors import ConfigError, ResourceError
 from ..metrics import (
     attribution_uscore,
     consistency,
@@ -74,6 +74,26 @@ class SymbolicConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", check_int(self.seed, "seed", owner="SymbolicConfig", low=0, high=2**31 - 1))
+        need = self.estimated_bytes()
+        if need > memory_budget_bytes():
+            raise ResourceError(
+                f"Training this model would need about {need / 2**30:.1f} GiB (activations of "
+                f"{self.n_train_rows} rows x width {self.model.width} x depth {self.model.depth}, plus weights and "
+                f"optimizer state), more than the {memory_budget_bytes() / 2**30:.1f} GiB available. Reduce 'width', "
+                "'depth' or 'samples', or set a 'batch_size'."
+            )
+
+    @property
+    def n_train_rows(self) -> int:
+        return self.data.samples - int(round(self.data.samples * self.data.test_fraction))
+
+    def estimated_bytes(self) -> int:
+        """Peak float32 bytes of training: activations and their gradients per batch, weights x 4."""
+        rows = self.train.batch_size or self.n_train_rows
+        rows = min(rows, self.n_train_rows)
+        activations = 4 * rows * (self.data.n_features + 3 * self.model.width * self.model.depth)
+        weights = 4 * 4 * self.model.n_parameters(self.data.n_features)
+        return int(activations + weights)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SymbolicConfig:
