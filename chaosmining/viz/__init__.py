@@ -15,6 +15,16 @@ from .common import (
     method_label,
     rgba,
 )
+from .selection import (
+    rfe_error_curves,
+    rfe_figures,
+    rfe_kept_features,
+    rfe_precision_curves,
+    rfe_time_bars,
+    selection_curves,
+    selector_color,
+    selector_label,
+)
 from .symbolic import (
     attribution_heatmap,
     cost_bars,
@@ -78,4 +88,12 @@ __all__ = [
     "png_bytes",
     "training_curve",
     "vision_figures",
+    "rfe_error_curves",
+    "rfe_figures",
+    "rfe_kept_features",
+    "rfe_precision_curves",
+    "rfe_time_bars",
+    "selection_curves",
+    "selector_color",
+    "selector_label",
 ]

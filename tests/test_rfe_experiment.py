@@ -1,0 +1,274 @@
+"""The feature-selection experiment end to end on tiny tasks, and the ``rfe`` CLI contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chaosmining.cli import main
+from chaosmining.errors import ConfigError, DataError, JobCancelled
+from chaosmining.experiments.rfe import (
+    TASK_KINDS,
+    RFEConfig,
+    RFEDataConfig,
+    SelectionData,
+    TaskKind,
+    prepare_data,
+    run_rfe,
+)
+from chaosmining.training import TrainConfig
+
+NN = ("saliency", "deeplift", "integrated_gradients", "feature_ablation")
+FAST = TrainConfig(epochs=150, snapshots=1)
+
+
+def _config(**kw) -> RFEConfig:
+    data = kw.pop("data", RFEDataConfig(task="formula:2*a - 3*b + c", noise_features=9, samples=800))
+    return RFEConfig(data=data, selectors=kw.pop("selectors", NN + ("linear", "tree")), train=FAST, **kw)
+
+
+@pytest.fixture(scope="module")
+def dominant(tmp_path_factory):
+    from chaosmining.cache import Cache
+
+    cache = Cache(tmp_path_factory.mktemp("rfe") / "cache")
+    events: list[dict] = []
+    result = run_rfe(_config(), cache=cache, workers=1, report=lambda **e: events.append(e))
+    return result, cache, events
+
+
+def test_every_nn_selector_keeps_dominant_features(dominant):
+    result, _, _ = dominant
+    assert result.true_features == (0, 1, 2)
+    for s in NN:
+        run = result.runs[s]
+        assert run.error_message is None
+        assert run.kept == (0, 1, 2), s
+        assert run.final_precision == 1.0 and run.final.recall == 1.0
+        assert run.final_error < run.rounds[0].error  # the model without noise columns predicts better
+
+
+def test_rounds_follow_the_schedule_exactly(dominant):
+    result, _, events = dominant
+    assert result.schedule == [12, 6, 3]
+    for s, run in result.runs.items():
+        assert [r.n_features for r in run.rounds] == [12, 6, 3], s
+        assert [len(r.kept) for r in run.rounds] == [12, 6, 3]
+        for before, after in zip(run.rounds, run.rounds[1:]):
+            assert set(after.kept) <= set(before.kept)  # elimination never brings a feature back
+    assert {e["selector"] for e in events if "round" in e} == set(result.runs)
+    assert any(e.get("schedule") == [12, 6, 3] for e in events)
+
+
+def test_round_one_is_trained_once_for_all_attribution_selectors(dominant, tmp_path):
+    result, cache, _ = dominant
+    models = cache.entries("rfe-model")
+    distinct_sets = {tuple(r.kept) for s in NN for r in result.runs[s].rounds}
+    assert len(models) == len(distinct_sets) < 1 + len(NN) * 2
+    again = run_rfe(_config(), cache=cache, workers=1)
+    assert again.cached and again.runs["saliency"].kept == result.runs["saliency"].kept
+
+
+def test_precision_and_error_records_are_consistent(dominant):
+    result, _, _ = dominant
+    for run in result.runs.values():
+        for r in run.rounds:
+            assert r.precision == pytest.approx(len(set(r.kept) & {0, 1, 2}) / len(r.kept))
+            assert r.error == pytest.approx(r.test_metrics["mae"]) and r.seconds >= 0
+    summary = result.summary()
+    assert set(summary["selectors"]) == set(NN + ("linear", "tree"))
+    row = summary["selectors"]["saliency"]
+    assert {"rounds", "final_precision", "final_error", "kept"} <= set(row)
+    assert {"n_features", "error", "precision", "seconds"} <= set(row["rounds"][0])
+    assert json.loads(json.dumps(result.bundle()))["task"] == "rfe"
+
+
+@pytest.fixture
+def leak_kinds():
+    """Two tasks with the same train/validation rows and different test rows."""
+
+    def build(c: RFEDataConfig, seed: int) -> SelectionData:
+        base = TASK_KINDS.get("formula").build(replace(c, task="formula:2*a - 3*b + c"), seed)
+        if c.arg == "poisoned":
+            rng = np.random.default_rng(7)
+            base = replace(
+                base,
+                X_test=rng.uniform(-1e3, 1e3, base.X_test.shape).astype(np.float32),
+                y_test=rng.uniform(-1e3, 1e3, base.y_test.shape).astype(np.float32),
+            )
+        return base
+
+    formula = TASK_KINDS.get("formula")
+    TASK_KINDS.register(
+        "leakcheck",
+        TaskKind(
+            "leakcheck",
+            "test only",
+            "regression",
+            "",
+            formula.default_noise,
+            formula.default_samples,
+            lambda c: None,
+            lambda c: 12,
+            build,
+        ),
+    )
+    yield
+    TASK_KINDS._entries.pop("leakcheck")
+
+
+def test_selection_never_reads_the_test_split(leak_kinds, tmp_cache):
+    def run(arg: str):
+        data = RFEDataConfig(task=f"leakcheck:{arg}", noise_features=9, samples=800)
+        return run_rfe(
+            _config(data=data, selectors=("saliency", "feature_ablation", "linear", "svm", "tree")),
+            cache=tmp_cache,
+            workers=1,
+        )
+
+    clean, poisoned = run("clean"), run("poisoned")
+    for s in clean.runs:
+        assert [r.kept for r in clean.runs[s].rounds] == [r.kept for r in poisoned.runs[s].rounds], s
+        assert [r.val_error for r in clean.runs[s].rounds] == [r.val_error for r in poisoned.runs[s].rounds]
+        assert poisoned.runs[s].final_error > 100 * clean.runs[s].final_error  # the poison did reach the test error
+
+
+def test_classification_bi_module_trains_a_network_on_classic_selections(tmp_cache):
+    config = RFEConfig(
+        data=RFEDataConfig(task="tabular:breast_cancer", noise_features=10),
+        selectors=("saliency", "linear", "tree"),
+        strategy="bi",
+        train=TrainConfig(epochs=40, batch_size=100),
+        target=10,
+    )
+    assert config.train.loss == "bce" and config.model.activation == "relu"
+    result = run_rfe(config, cache=tmp_cache, workers=1)
+    assert result.task_type == "classification" and result.error_name == "1 - balanced accuracy"
+    assert result.schedule == [40, 20, 10]
+    for s in ("linear", "tree"):
+        rounds = result.runs[s].rounds
+        assert {r.predictor for r in rounds} == {"MLP"} and all(r.eval_seconds > 0 for r in rounds)
+    final = result.runs["saliency"].final
+    assert set(final.test_metrics) == {"accuracy", "balanced_accuracy", "roc_auc"}
+    assert final.error == pytest.approx(1 - final.test_metrics["balanced_accuracy"])
+    assert final.test_metrics["roc_auc"] > 0.9  # the real measurements are easy to classify
+    uni = run_rfe(replace(config, strategy="uni"), cache=tmp_cache, workers=1)
+    assert uni.runs["linear"].rounds[0].predictor == "LogisticRegression"
+    assert uni.runs["linear"].kept == result.runs["linear"].kept  # the strategy changes the predictor only
+
+
+def test_a_stop_request_cancels_and_a_rerun_resumes(tmp_cache):
+    config = _config(selectors=("saliency",))
+    with pytest.raises(JobCancelled):
+        run_rfe(config, cache=tmp_cache, workers=1, should_stop=lambda: True)
+    assert run_rfe(config, cache=tmp_cache, workers=1).runs["saliency"].kept == (0, 1, 2)
+
+
+def test_worker_processes_give_the_same_selection_as_one_process(tmp_path):
+    from chaosmining.cache import Cache
+
+    config = _config(
+        selectors=("saliency", "tree"), data=RFEDataConfig(task="formula:7", noise_features=5, samples=300)
+    )
+    one = run_rfe(config, cache=Cache(tmp_path / "a"), workers=1)
+    two = run_rfe(config, cache=Cache(tmp_path / "b"), workers=2)
+    assert two.workers == 2
+    for s in one.runs:
+        assert [r.kept for r in one.runs[s].rounds] == [r.kept for r in two.runs[s].rounds]
+        assert one.runs[s].final_error == pytest.approx(two.runs[s].final_error, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target": 13}, r"The 'target' parameter of RFEConfig must be an int in \[0, 12\]. Got 13 instead"),
+        ({"drop_rate": 1.0}, r"The 'drop_rate' parameter of RFEConfig must be a float in \(0, 1\). Got 1.0"),
+        ({"strategy": "tri"}, r"The 'strategy' parameter of RFEConfig must be one of \['uni', 'bi'\]"),
+        ({"selectors": ("saliency", "lasso")}, r"Unknown selector 'lasso'"),
+        ({"selectors": ()}, r"The 'selectors' parameter of RFEConfig must be a non-empty list"),
+    ],
+)
+def test_bad_configurations_name_the_parameter(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(**kwargs)
+
+
+def test_bad_tasks_name_the_parameter(tmp_path):
+    with pytest.raises(ConfigError, match=r"The 'task' parameter of RFEDataConfig must be 'KIND:ARG'"):
+        RFEDataConfig(task="formula11")
+    with pytest.raises(ConfigError, match=r"Unknown task kind 'image'"):
+        RFEDataConfig(task="image:1")
+    with pytest.raises(ConfigError, match=r"Unknown tabular data set 'iris'"):
+        RFEDataConfig(task="tabular:iris")
+    with pytest.raises(ConfigError, match=r"must be 'csv:PATH' with an existing CSV file"):
+        RFEDataConfig(task=f"csv:{tmp_path / 'nope.csv'}")
+
+
+def test_csv_task_with_too_few_rows_of_a_class_is_refused(tmp_path, tmp_cache):
+    path = tmp_path / "small.csv"
+    pd.DataFrame({"x": np.arange(20.0), "target": [0] * 18 + [1] * 2}).to_csv(path, index=False)
+    config = RFEConfig(data=RFEDataConfig(task=f"csv:{path}"), selectors=("linear",))
+    with pytest.raises(DataError, match=r"Class '1' of 'small.csv' has 2 row\(s\)"):
+        prepare_data(config, tmp_cache)
+
+
+def test_cli_prints_the_json_contract(capsys, session_cache):
+    code = main(
+        [
+            "rfe",
+            "--task",
+            "formula:2*a - 3*b + c",
+            "--noise-features",
+            "9",
+            "--samples",
+            "800",
+            "--epochs",
+            "150",
+            "--selectors",
+            ",".join(NN + ("linear", "tree")),
+            "--workers",
+            "1",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for s in NN + ("linear", "tree"):
+        row = out["selectors"][s]
+        assert [r["n_features"] for r in row["rounds"]] == [12, 6, 3]
+        assert all({"n_features", "error", "precision", "seconds"} <= set(r) for r in row["rounds"])
+        assert isinstance(row["final_precision"], float) and isinstance(row["final_error"], float)
+        assert len(row["kept"]) == 3
+    assert out["selectors"]["saliency"]["kept"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "formula:11", "--target", "500"], "The 'target' parameter of RFEConfig must be an int in [0, 156]"),
+        (
+            ["--task", "formula:11", "--drop-rate", "1.5"],
+            "The 'drop_rate' parameter of RFEConfig must be a float in (0, 1)",
+        ),
+        (["--task", "tabular:santander_like", "--samples", "50"], "The 'samples' parameter of RFEDataConfig"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(capsys, args, message):
+    assert main(["rfe", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_csv_without_label_or_with_text_columns_says_which(capsys, tmp_path):
+    a = tmp_path / "nolabel.csv"
+    pd.DataFrame({"u": [1, 2, 3], "v": [4, 5, 6]}).to_csv(a, index=False)
+    assert main(["rfe", "--task", f"csv:{a}", "--selectors", "linear"]) == 2
+    assert "has no label column" in capsys.readouterr().err
+    b = tmp_path / "text.csv"
+    pd.DataFrame({"u": [1, 2, 3], "colour": ["r", "g", "b"], "TARGET": [0, 1, 0]}).to_csv(b, index=False)
+    assert main(["rfe", "--task", f"csv:{b}", "--selectors", "linear"]) == 2
+    assert "non-numeric columns: 'colour'" in capsys.readouterr().err
