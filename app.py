@@ -29,6 +29,14 @@ st.markdown(
     "or path integral from sympy?). Watch FPrec converge while the model trains, and sweep one factor at "
     "a time as in the paper's Figure 4."
 )
+st.page_link("pages/4_Feature_selection.py", label="Feature selection", icon=":material/filter_alt:")
+st.markdown(
+    "Recursive feature elimination driven by an MLP and an attribution method (**RFEwNA**, the paper's "
+    "Algorithm 1) against scikit-learn's RFE with a linear model, a linear SVM and a decision tree, on a "
+    "symbolic formula with 150 noise features (Figure 7), an embedded table with known informative columns "
+    "(Santander-like or breast cancer + noise) or your own CSV (Figure 6). Watch the error and the precision "
+    "of the kept features fill in round by round; uni- and bi-module strategies."
+)
 
 st.subheader("This machine")
 st.write(device_badge())

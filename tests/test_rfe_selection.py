@@ -171,3 +171,16 @@ def test_classic_baselines_call_scikit_learn_rfe_once_per_round(monkeypatch, nam
         assert after.kept == tuple(c for c, keep in zip(cols, ref.support_) if keep)
     if name != "svm":
         assert rounds[-1].kept == (4, 9)
+
+
+@pytest.mark.parametrize("name", selector_names("attribution"))
+def test_every_attribution_selector_ranks_the_features_of_an_mlp(name):
+    from chaosmining.models.mlp import MLPConfig, build_mlp, init_mlp_parameters, load_parameters
+
+    cfg = MLPConfig(width=8, depth=2)
+    net = load_parameters(build_mlp(6, cfg), init_mlp_parameters(6, cfg, torch.Generator().manual_seed(0)))
+    X = np.random.default_rng(0).uniform(-1, 1, (16, 6))
+    importance, seconds, _ = selection.attribution_importance(net, X, get_selector(name).method, seed=0)
+    assert importance.shape == (6,) and np.all(np.isfinite(importance)) and np.all(importance >= 0)
+    assert seconds >= 0
+    assert len(keep_most_important(tuple(range(6)), importance, 3)) == 3
