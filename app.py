@@ -29,6 +29,14 @@ st.markdown(
     "or path integral from sympy?). Watch FPrec converge while the model trains, and sweep one factor at "
     "a time as in the paper's Figure 4."
 )
+st.page_link("pages/2_Vision.py", label="Vision", icon=":material/image:")
+st.markdown(
+    "A small labelled foreground (procedural shapes, scikit-learn digits, or your CIFAR-10 / Fashion-MNIST "
+    "copy) pasted on a 224-px canvas of random pixels or natural structure, at a fixed or a random place. "
+    "The paper's eight torchvision architectures and a compact CPU CNN; a gallery of saliency overlays with "
+    "the true box (yellow) and the box each method retrieves (red), **IoU** beside the random-map floor and "
+    "the perfect-map ceiling, the pointing game, and a what-if over the four noise conditions (Tables 2, 3)."
+)
 st.page_link("pages/4_Feature_selection.py", label="Feature selection", icon=":material/filter_alt:")
 st.markdown(
     "Recursive feature elimination driven by an MLP and an attribution method (**RFEwNA**, the paper's "

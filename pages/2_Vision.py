@@ -181,8 +181,8 @@ except ChaosMiningError as exc:
 
 st.markdown(
     f"**Noise condition {condition_code(background, position)}**: "
-    f"{FOREGROUNDS.get(foreground).display_name} on {BACKGROUNDS.get(background).display_name.lower()}, "
-    f"{POSITIONS.get(position).display_name.lower()}; {config.data.canvas}-px canvas, "
+    f"{FOREGROUNDS.get(foreground).display_name} on {BACKGROUNDS.get(background).display_name}, "
+    f"{POSITIONS.get(position).display_name} position; {config.data.canvas}-px canvas, "
     f"{config.data.foreground_size}-px foreground ({config.data.area_fraction:.1%} of the image)."
 )
 try:

@@ -13,7 +13,7 @@ Three registries make up an image, and the app's select boxes, the CLI's choices
   mixed 50/50 with fractal noise, an offline stand-in for the paper's Flowers102 SB), ``photos``,
   ``fractal``, and ``flowers102`` (the paper's SB, from a local ``data_root``).
 * :data:`POSITIONS` - ``fixed`` (the canvas centre: (96, 96) at 224 with a 32-px patch, the paper's FP)
-  and ``random`` (top-left row and column uniform in [0, canvas - size], the paper's RP).
+  and ``random`` (top-left row and column uniform in [0, canvas - size - 1], the paper's RP).
 
 Everything is seeded and deterministic per image: image *i* of a split is drawn from generators seeded
 with ``(seed, split, i, stream)``, one stream each for the foreground, the position and the
@@ -593,7 +593,8 @@ def _fixed(rng: np.random.Generator, canvas: int, size: int) -> tuple[int, int]:
 
 
 def _random_position(rng: np.random.Generator, canvas: int, size: int) -> tuple[int, int]:
-    top, left = rng.integers(0, canvas - size + 1, size=2)
+    # The original drew np.random.randint(0, canvas - size): the last possible offset is never used.
+    top, left = rng.integers(0, max(1, canvas - size), size=2)
     return int(top), int(left)
 
 
@@ -610,7 +611,8 @@ for _p in (
         "random",
         "Random (paper RP)",
         "RP",
-        "Row and column of the top-left corner each uniform in [0, canvas - size] ([0, 191] at 224/32).",
+        "Row and column of the top-left corner each uniform in [0, canvas - size - 1] ([0, 191] at 224/32, as the "
+        "original code).",
         _random_position,
     ),
 ):

@@ -82,6 +82,7 @@ __all__ = [
     "localisation_scores",
     "random_map_iou",
     "perfect_map_iou",
+    "classification_loss",
     "fit_classifier",
     "predict",
     "gallery_factor",
@@ -316,10 +317,6 @@ class VisionEvalConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # Every chosen method's parameters, defaults included, so that equal settings hash equally
-        # whether the defaults were spelled out (the app) or not (the CLI).
-        complete = tuple((m, tuple(sorted(self.params_for(m).items()))) for m in self.methods if METHODS.get(m).params)
-        object.__setattr__(self, "method_params", complete)
         wrong = [m for m in self.methods if "vision" not in METHODS.get(m).modalities]
         if wrong:
             raise param_error("methods", _EOWNER, f"methods that apply to images ({vision_methods()})", wrong)
@@ -527,6 +524,18 @@ def predict(model: nn.Module, split: VisionSplit, device: torch.device, batch_si
     return out
 
 
+def classification_loss(spec: ArchitectureSpec, output: Any, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the main logits plus ``spec.aux_weight`` times that of each auxiliary output
+    (GoogLeNet's two auxiliary classifiers in train mode)."""
+    loss = nn.functional.cross_entropy(logits_of(output), labels)
+    if spec.aux_weight:
+        for name in ("aux_logits1", "aux_logits2"):
+            aux = getattr(output, name, None)
+            if aux is not None:
+                loss = loss + spec.aux_weight * nn.functional.cross_entropy(aux, labels)
+    return loss
+
+
 def fit_classifier(
     model: nn.Module,
     spec: ArchitectureSpec,
@@ -577,11 +586,7 @@ def fit_classifier(
             with torch.autocast(device.type, dtype=dtype, enabled=amp):
                 out = model(x)
                 logits = logits_of(out)
-                loss = nn.functional.cross_entropy(logits, y)
-                if spec.aux_weight and hasattr(out, "aux_logits1"):
-                    for aux in (out.aux_logits1, out.aux_logits2):
-                        if aux is not None:
-                            loss = loss + spec.aux_weight * nn.functional.cross_entropy(aux, y)
+                loss = classification_loss(spec, out, y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
