@@ -289,19 +289,42 @@ def _subset_rows(X: np.ndarray, y: np.ndarray, samples: int, seed: int) -> tuple
     return X[rows], y[rows]
 
 
-def _dataset_to_selection(ds: Any, title: str, notes: tuple[str, ...]) -> SelectionData:
-    arrays = _f32(ds.X_train, ds.y_train, ds.X_val, ds.y_val, ds.X_test, ds.y_test)
+def _table_task(
+    c: RFEDataConfig,
+    seed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    true: Sequence[int] | None,
+    name: str,
+    title: Callable[[int], str],
+    notes: tuple[str, ...] = (),
+) -> SelectionData:
+    """The paper's preprocessing of a table (:func:`prepare_tabular`), as a selection task."""
+    X, y = _subset_rows(X, y, c.samples, seed)
+    ds = prepare_tabular(
+        X,
+        y,
+        feature_names=names,
+        true_features=true,
+        name=name,
+        undersample=c.undersample,
+        val_fraction=c.val_fraction,
+        test_fraction=c.test_fraction,
+        seed=seed,
+    )
     if ds.dropped_constant:
         notes += (f"{len(ds.dropped_constant)} constant column(s) dropped: {', '.join(ds.dropped_constant[:8])}.",)
     rows = len(ds.y_train) + len(ds.y_val) + len(ds.y_test)
+    how = "after undersampling the majority class" if c.undersample else "(classes as they are)"
     notes += (
-        f"{rows} rows after undersampling the majority class (of {ds.rows_before_undersampling}); "
-        f"{len(ds.y_train)} train / {len(ds.y_val)} validation / {len(ds.y_test)} test, min-max scaled on train.",
+        f"{rows} rows {how} of {ds.rows_before_undersampling}: {len(ds.y_train)} train / {len(ds.y_val)} "
+        f"validation / {len(ds.y_test)} test, min-max scaled with the training rows' range.",
     )
     return SelectionData(
-        title,
+        title(ds.n_features),
         "classification",
-        *arrays,
+        *_f32(ds.X_train, ds.y_train, ds.X_val, ds.y_val, ds.X_test, ds.y_test),
         feature_names=ds.feature_names,
         true_features=ds.true_features,
         notes=notes,
@@ -317,21 +340,16 @@ def _validate_tabular(c: RFEDataConfig) -> None:
 def _build_tabular(c: RFEDataConfig, seed: int) -> SelectionData:
     source = TABULAR_SOURCES.get(c.arg)
     X, y, names, true = source.build(c.samples, c.noise_features, seed)
-    if source.fixed_rows:
-        X, y = _subset_rows(X, y, c.samples, seed)
-    ds = prepare_tabular(
+    return _table_task(
+        c if source.fixed_rows else replace(c, samples=0),  # generated rows are all used
+        seed,
         X,
         y,
-        feature_names=names,
-        true_features=true,
-        name=c.arg,
-        undersample=c.undersample,
-        val_fraction=c.val_fraction,
-        test_fraction=c.test_fraction,
-        seed=seed,
+        names,
+        true,
+        c.arg,
+        lambda d: f"{source.display_name}: {d} columns, the first {source.true_columns} informative",
     )
-    title = f"{source.display_name}: {ds.n_features} columns, the first {source.true_columns} informative"
-    return _dataset_to_selection(ds, title, ())
 
 
 def _validate_csv(c: RFEDataConfig) -> None:
@@ -344,21 +362,17 @@ def _validate_csv(c: RFEDataConfig) -> None:
 
 def _build_csv(c: RFEDataConfig, seed: int) -> SelectionData:
     X, y, names = read_label_csv(c.arg, c.label)
-    X, y = _subset_rows(X, y, c.samples, seed)
     name = Path(c.arg).name
-    ds = prepare_tabular(
+    return _table_task(
+        c,
+        seed,
         X,
         y,
-        feature_names=names,
-        true_features=None,
-        name=name,
-        undersample=c.undersample,
-        val_fraction=c.val_fraction,
-        test_fraction=c.test_fraction,
-        seed=seed,
-    )
-    return _dataset_to_selection(
-        ds, f"CSV {name}: {ds.n_features} columns", ("No ground truth: precision and recall are not defined.",)
+        names,
+        None,
+        name,
+        lambda d: f"CSV {name}: {d} columns",
+        ("No ground truth: precision and recall are not defined.",),
     )
 
 
