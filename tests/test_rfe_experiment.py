@@ -272,3 +272,15 @@ def test_cli_csv_without_label_or_with_text_columns_says_which(capsys, tmp_path)
     pd.DataFrame({"u": [1, 2, 3], "colour": ["r", "g", "b"], "TARGET": [0, 1, 0]}).to_csv(b, index=False)
     assert main(["rfe", "--task", f"csv:{b}", "--selectors", "linear"]) == 2
     assert "non-numeric columns: 'colour'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["santander_like", "breast_cancer"])
+def test_every_embedded_table_prepares_with_its_truth(name, tmp_cache):
+    samples = {"santander_like": 3000, "breast_cancer": 0}[name]
+    config = RFEConfig(data=RFEDataConfig(task=f"tabular:{name}", noise_features=12, samples=samples))
+    _, data = prepare_data(config, tmp_cache)
+    n_true = {"santander_like": 48, "breast_cancer": 30}[name]
+    assert data.task_type == "classification" and data.n_features == n_true + 12
+    assert data.true_features == tuple(range(n_true))
+    assert set(np.unique(data.y_train)) == {0.0, 1.0} and abs(data.y_train.mean() - 0.5) < 0.05  # undersampled
+    assert config.resolved_target(data.n_features, data.true_features) == n_true

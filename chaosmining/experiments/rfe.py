@@ -299,9 +299,13 @@ def _table_task(
     name: str,
     title: Callable[[int], str],
     notes: tuple[str, ...] = (),
+    subset: bool = True,
 ) -> SelectionData:
-    """The paper's preprocessing of a table (:func:`prepare_tabular`), as a selection task."""
-    X, y = _subset_rows(X, y, c.samples, seed)
+    """The paper's preprocessing of a table (:func:`prepare_tabular`), as a selection task.
+
+    ``subset``: draw ``c.samples`` rows of a fixed data set (generated tables already have that many)."""
+    if subset:
+        X, y = _subset_rows(X, y, c.samples, seed)
     ds = prepare_tabular(
         X,
         y,
@@ -341,7 +345,7 @@ def _build_tabular(c: RFEDataConfig, seed: int) -> SelectionData:
     source = TABULAR_SOURCES.get(c.arg)
     X, y, names, true = source.build(c.samples, c.noise_features, seed)
     return _table_task(
-        c if source.fixed_rows else replace(c, samples=0),  # generated rows are all used
+        c,
         seed,
         X,
         y,
@@ -349,6 +353,7 @@ def _build_tabular(c: RFEDataConfig, seed: int) -> SelectionData:
         true,
         c.arg,
         lambda d: f"{source.display_name}: {d} columns, the first {source.true_columns} informative",
+        subset=source.fixed_rows,
     )
 
 
