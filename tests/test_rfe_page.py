@@ -79,3 +79,30 @@ def test_tabular_and_csv_tasks_preview_or_explain(tmp_path):
     at.text_input(key="rfe_csv_path").set_value(str(path)).run()
     assert any("non-numeric columns: 'b'" in e.value for e in at.error)
     assert not at.exception
+
+
+def _progress_app() -> None:
+    import time as _time
+
+    from chaosmining.jobs import JobSnapshot
+    from ui.selection import render_progress
+
+    events = (
+        {"config": 0, "schedule": [12, 6, 3], "selectors": ["saliency", "linear"]},
+        {"running": 2},
+        {"config": 0, "selector": "linear", "round": 0, "n_features": 12, "error": 0.09, "precision": 0.25},
+        {"config": 0, "selector": "linear", "round": 1, "n_features": 6, "error": 0.08, "precision": 0.5},
+        {"config": 0, "selector": "saliency", "round": 0, "n_features": 12, "error": 0.05, "precision": 0.25},
+    )
+    payload = {"selectors": ["saliency", "linear"], "schedule": [12, 6, 3]}
+    render_progress(JobSnapshot("id", "k", "rfe", "d", "running", events, None, _time.time(), None, payload))
+
+
+def test_progress_shows_each_selector_and_the_curves_so_far():
+    at = AppTest.from_function(_progress_app, default_timeout=60).run()
+    assert not at.exception
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars[0].startswith("RFEwNA: Saliency (signed gradient): 1/3 rounds - at 12 features error 0.05")
+    assert bars[1] == "RFE: linear model: 2/3 rounds - at 6 features error 0.08, precision 0.50"
+    assert len(at.get("plotly_chart")) == 2
+    assert "2 training(s) in flight" in at.caption[0].value
