@@ -135,15 +135,14 @@ def _render(out: dict[str, Any]) -> str:
         if r["error_message"]:
             lines.append(f"{s:<24}failed: {r['error_message']}")
             continue
-        kept = ", ".join(str(i) for i in r["kept"][:12]) + (" ..." if len(r["kept"]) > 12 else "")
+        kept = ", ".join(r["kept_names"][:12]) + (" ..." if len(r["kept"]) > 12 else "")
         lines.append(
             f"{s:<24}{_fmt(r['final_precision']):>10}{_fmt(r['final_recall'], 2):>8}{_fmt(r['final_error'], 4):>9}"
             f"{r['seconds']:>10.1f}  {kept}"
         )
-    lines.append(f"true features: {out['true_features']}")
-    lines.append(
-        f"{'cached' if out['cached'] else 'computed'} in {out['seconds']:.1f} s with {out['workers']} worker(s)"
-    )
+    lines.append("* = a true feature" if out["true_features"] is not None else "no ground truth for this task")
+    took = f"{out['seconds']:.1f} s with {out['workers']} worker(s)"
+    lines.append(f"loaded from the cache (computing it took {took})" if out["cached"] else f"computed in {took}")
     lines += [f"note: {n}" for n in out["notes"]]
     for s, r in out["selectors"].items():
         lines += [f"note ({s}): {w}" for w in r["warnings"]]

@@ -772,6 +772,7 @@ class RFEResult:
                     "final_recall": run.final.recall if run.final else None,
                     "final_error": run.final_error,
                     "kept": list(run.kept),
+                    "kept_names": [self._name(i) for i in run.kept],
                     "seconds": run.seconds,
                     "error_message": run.error_message,
                     "warnings": list(run.warnings),
@@ -806,11 +807,14 @@ class RFEResult:
                     f"validation {self.error_name}": None if f is None else f.val_error,
                     **({} if f is None else {f"test {k}": v for k, v in f.test_metrics.items()}),
                     "seconds": run.seconds,
-                    "kept": ", ".join(self.feature_names[i] for i in run.kept),
+                    "kept (* = true)": ", ".join(self._name(i) for i in run.kept),
                     "error": run.error_message or "",
                 }
             )
         return rows
+
+    def _name(self, i: int) -> str:
+        return self.feature_names[i] + ("*" if self.true_features and i in self.true_features else "")
 
     def rounds_table(self) -> list[dict[str, Any]]:
         rows = []
