@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ from ..cache import Cache
 from ..config import ConfigBase, stable_hash
 from ..errors import ConfigError, DataError
 from ..registry import Registry
-from ..validation import check_choice, check_float, check_int, param_error
+from ..validation import check_bool, check_choice, check_float, check_int, param_error
 from .soundscape import rainforest
 from .speech import CLIP_SAMPLES, CORE_WORDS, ENGINES, SAMPLE_RATE, WORDS, SpeechClips, place_in_clip, resolve_engine
 from .speech import synthesize_words as _synthesize_words
@@ -127,6 +127,9 @@ class AudioDataConfig(ConfigBase):
     words : ``"all"`` (the 35 words) or ``"core"`` (the 10 command words).
     train_per_class, test_per_class : clips per word; 0 takes every clip a local data set has.
     noise_std : standard deviation of the random background before clipping (the paper: 0.25).
+    fresh_backgrounds : draw new background channels for every training clip in every epoch (the words
+        and their channels stay). The paper's data set is fixed; with a few thousand clips instead of its
+        84,843, a fixed background can be memorised, and fresh ones stand in for the missing data.
     background_recordings, background_seconds : how many recordings the structured pool holds per
         split and how long each is (RFCx: the most files and seconds read per file).
     """
@@ -140,6 +143,7 @@ class AudioDataConfig(ConfigBase):
     train_per_class: int = 170
     test_per_class: int = 20
     noise_std: float = 0.25
+    fresh_backgrounds: bool = False
     background_recordings: int = 96
     background_seconds: int = 8
     data_root: str = ""
@@ -158,6 +162,7 @@ class AudioDataConfig(ConfigBase):
             for name in ("train_per_class", "test_per_class"):
                 if getattr(self, name) == 0:
                     raise param_error(name, _OWNER, "an int in [1, 100000] for synthesised words", 0)
+        check_bool(self.fresh_backgrounds, "fresh_backgrounds", owner=_OWNER)
         object.__setattr__(
             self, "noise_std", check_float(self.noise_std, "noise_std", owner=_OWNER, low=0.0, high=10.0, low_open=True)
         )
@@ -215,6 +220,8 @@ class AudioDataConfig(ConfigBase):
                 out.pop(name)
         if self.background == "structured" or self.source == "published":
             out.pop("noise_std")
+        if self.source == "published":
+            out.pop("fresh_backgrounds")
         return out
 
 
@@ -316,6 +323,8 @@ class AudioSplit(Protocol):
 
     def speech(self, idx: np.ndarray) -> np.ndarray: ...
 
+    def for_epoch(self, epoch: int) -> AudioSplit: ...
+
 
 @dataclass
 class ComposedSplit:
@@ -333,9 +342,24 @@ class ComposedSplit:
     pool: BackgroundPool | None = None
     bg_rec: np.ndarray | None = None
     bg_win: np.ndarray | None = None
+    fresh_seed: int | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.clip_labels)[self.order]
+
+    def for_epoch(self, epoch: int) -> ComposedSplit:
+        """This split with backgrounds drawn afresh for ``epoch`` (itself unless ``fresh_seed`` is set)."""
+        if self.fresh_seed is None:
+            return self
+        rng = np.random.default_rng([self.fresh_seed, epoch, 211])
+        n, c1 = len(self), self.channels - 1
+        if self.background == "random":
+            return replace(self, noise_seeds=rng.integers(0, 2**63 - 1, n))
+        return replace(
+            self,
+            bg_rec=rng.integers(0, len(self.pool.recordings), (n, c1)),
+            bg_win=rng.integers(0, self.pool.windows, (n, c1)),
+        )
 
     def __len__(self) -> int:
         return len(self.order)
@@ -562,6 +586,9 @@ class PublishedSplit:
                     self.notes.append(n)
         return out
 
+    def for_epoch(self, epoch: int) -> PublishedSplit:  # noqa: ARG002 - the published files are fixed
+        return self
+
     def speech(self, idx: np.ndarray) -> np.ndarray:
         x = self.batch(idx)
         return x[np.arange(len(x)), self.positions[np.asarray(idx)]]
@@ -700,6 +727,8 @@ def _composed_split(
             bg_rec=rng.integers(0, len(pool.recordings), (n, c - 1)),
             bg_win=rng.integers(0, pool.windows, (n, c - 1)),
         )
+    if config.fresh_backgrounds and split == "train":
+        kw["fresh_seed"] = seed
     return ComposedSplit(clips, labels, order, positions, c, config.background, config.noise_std, **kw), notes
 
 

@@ -1,0 +1,925 @@
+"""The audio experiment end to end (paper section 3.3, Table 4, appendix A.4).
+
+Multi-channel clips with one speech channel -> a sequence classifier trained from scratch ->
+attributions for the predicted class -> per-channel scores against the known speech channel.
+:func:`run_audio` is the one code path shared by the CLI, the app's jobs and the background what-if.
+The trained model and the evaluation are cached separately: changing the methods re-uses the
+checkpoint (and only the test words are made again, from their cached arrays).
+
+Scores (paper section 3.3)
+--------------------------
+For an attribution ``a`` of shape ``(C, T)``:
+
+* **channel importance** ``I_c = sum_t |a_{c,t}| / sum_{c', t} |a_{c',t}|``;
+* **channel FPrec** = ``I`` of the speech channel, averaged over clips (chance = 1 / C);
+* **top-1 hit rate** = share of clips whose most important channel is the speech channel (chance 1/C);
+* **attribution over time**: within the speech channel, |a| in 10-ms bins; its **speech-time share** is
+  the part of that mass falling where the word is (bins with at least 10 % of the word's peak
+  energy), against the share of the clip the word covers (the chance level).
+
+Target = the model's predicted class; baseline 0 (silence); Feature Ablation uses one feature per
+channel. Attribution runs in eval mode (dropout off, BatchNorm frozen). On CUDA, cuDNN cannot
+back-propagate through an RNN in eval mode, so recurrent models are attributed with cuDNN disabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..attribution import METHODS, attribute, methods_for, resolve_params
+from ..cache import Cache
+from ..config import ConfigBase, stable_hash, to_jsonable
+from ..data.audio import AudioDataConfig, AudioSplit, load_split
+from ..data.speech import CLIP_SAMPLES
+from ..errors import JobCancelled, TrainingDivergedError
+from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
+from ..registry import Registry
+from ..runtime import resolve_device
+from ..validation import check_float, check_int, param_error
+from .symbolic import EvalConfig
+
+__all__ = [
+    "AUDIO_DEFAULT_METHODS",
+    "AUDIO_PARAM_DEFAULTS",
+    "MODEL_KIND",
+    "RESULT_KIND",
+    "AudioPreset",
+    "PRESETS",
+    "AudioTrainConfig",
+    "AudioConfig",
+    "AudioEvalConfig",
+    "AudioMethodScores",
+    "AudioResult",
+    "TrainedAudioModel",
+    "audio_methods",
+    "channel_importance",
+    "channel_fprec_per_sample",
+    "top1_hits",
+    "time_profile",
+    "fit_classifier",
+    "train_audio_model",
+    "evaluate_audio",
+    "run_audio",
+    "result_key",
+    "background_counterpart",
+    "rebuild_command",
+]
+
+AUDIO_DEFAULT_METHODS = ("saliency", "deeplift", "integrated_gradients", "feature_ablation")
+MODEL_KIND = "audio-model"
+RESULT_KIND = "audio-result"
+TIME_BINS = 100  # 10-ms bins for the attribution over time
+ENVELOPE_BINS = 400  # 2.5-ms bins for the waveform shading of the kept examples
+# Methods that take one feature per channel (the paper's FA); the others attribute every sample.
+CHANNEL_FEATURE_METHODS = frozenset({"feature_ablation"})
+# Audio-sized defaults where the registry's suit tabular rows: Occlusion slides 0.1-s windows along
+# each channel (its default 3-sample window would take 160,000 forward passes per clip), KernelSHAP
+# explains ten 0.1-s segments per channel.
+AUDIO_PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "occlusion": {"window": 1600, "stride": 1600},
+    "kernel_shap": {"segments": 10},
+}
+
+
+def audio_methods() -> list[str]:
+    """Registered attribution methods offered for audio, in registry order."""
+    return methods_for("audio")
+
+
+# --- presets and configuration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioPreset:
+    """A named bundle of data size, training length and evaluation size."""
+
+    name: str
+    display_name: str
+    description: str
+    train_per_class: int
+    test_per_class: int
+    epochs: int
+    batch_size: int
+    eval_samples: int
+    examples: int = 3
+
+
+PRESETS: Registry[AudioPreset] = Registry("audio preset")
+for _p in (
+    AudioPreset(
+        "quick",
+        "Quick (under a minute on a CPU)",
+        "8 clips per word, 3 epochs: checks the whole path in seconds; accuracy stays near chance.",
+        train_per_class=8,
+        test_per_class=2,
+        epochs=3,
+        batch_size=64,
+        eval_samples=16,
+        examples=2,
+    ),
+    AudioPreset(
+        "demo",
+        "Demo (minutes on a CPU)",
+        "170 clips per word (5,950 clips; the task was measured to need about that many), 8 epochs, batch 64; "
+        "100 test clips attributed.",
+        train_per_class=170,
+        test_per_class=20,
+        epochs=8,
+        batch_size=64,
+        eval_samples=100,
+    ),
+    AudioPreset(
+        "paper",
+        "Paper (GPU)",
+        "The paper's size: 84,840 training and 9,975 test clips, 30 epochs, batch 128, AdamW (Transformer lr 1e-4) "
+        "with one cosine cycle; 1,000 test clips attributed. Meant for a GPU.",
+        train_per_class=2424,
+        test_per_class=285,
+        epochs=30,
+        batch_size=128,
+        eval_samples=1000,
+    ),
+):
+    PRESETS.register(_p.name, _p)
+
+_TOWNER = "AudioTrainConfig"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioTrainConfig(ConfigBase):
+    """How the classifier is trained: AdamW, cross-entropy, one cosine annealing cycle over the run
+    (the paper's CosineAnnealingWarmRestarts with T_0 = epochs = 30), stepped every batch."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+
+    def __post_init__(self) -> None:
+        set_ = lambda n, v: object.__setattr__(self, n, v)  # noqa: E731
+        set_("epochs", check_int(self.epochs, "epochs", owner=_TOWNER, low=1, high=10_000))
+        set_("batch_size", check_int(self.batch_size, "batch_size", owner=_TOWNER, low=1, high=65_536))
+        set_("lr", check_float(self.lr, "lr", owner=_TOWNER, low=0.0, high=10.0, low_open=True))
+        set_("weight_decay", check_float(self.weight_decay, "weight_decay", owner=_TOWNER, low=0.0, high=10.0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioConfig(ConfigBase):
+    """Everything that determines a trained audio model: data, architecture, training and the seed.
+
+    Build one from a preset with :meth:`from_preset`; ``preset`` is a label (it does not enter the
+    cache key, the values it set do).
+    """
+
+    data: AudioDataConfig = field(default_factory=AudioDataConfig)
+    model: AudioModelConfig = field(default_factory=AudioModelConfig)
+    train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
+    seed: int = 0
+    preset: str = "demo"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", owner="AudioConfig", low=0, high=2**31 - 1))
+        if not isinstance(self.preset, str):
+            raise param_error("preset", "AudioConfig", "a str", self.preset)
+
+    def hash_payload(self) -> dict[str, Any]:
+        out = super().hash_payload()
+        out.pop("preset")
+        return out
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str = "demo",
+        *,
+        model: str = "tcn",
+        seed: int = 0,
+        train: Mapping[str, Any] | None = None,
+        **data: Any,
+    ) -> AudioConfig:
+        """The preset's sizes and training with ``data`` fields (background, position, channels, source,
+        ...) and ``train`` fields overriding it; ``None`` values are ignored. The learning rate is the
+        paper's for the architecture (1e-3; Transformer 1e-4) unless ``train`` sets one."""
+        p = PRESETS.get(preset)
+        d = {"train_per_class": p.train_per_class, "test_per_class": p.test_per_class}
+        d.update({k: v for k, v in data.items() if v is not None})
+        t = {"epochs": p.epochs, "batch_size": p.batch_size, "lr": AUDIO_MODELS.get(model).lr}
+        t.update({k: v for k, v in (train or {}).items() if v is not None})
+        return cls(
+            data=AudioDataConfig(**d),
+            model=AudioModelConfig(arch=model),
+            train=AudioTrainConfig(**t),
+            seed=seed,
+            preset=preset,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AudioConfig:
+        return cls(
+            data=AudioDataConfig(**d.get("data", {})),
+            model=AudioModelConfig(**d.get("model", {})),
+            train=AudioTrainConfig(**d.get("train", {})),
+            seed=d.get("seed", 0),
+            preset=d.get("preset", "custom"),
+        )
+
+
+_EOWNER = "AudioEvalConfig"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioEvalConfig(EvalConfig):
+    """Which methods to run on how many test clips (``samples``, 0 = all); the first ``examples`` clips
+    keep their waveforms and attribution envelopes for the page. Every method's parameters are stored
+    resolved (defaults filled in), so equal settings give equal cache keys however they were given."""
+
+    methods: tuple[str, ...] = AUDIO_DEFAULT_METHODS
+    samples: int = 100
+    curve_samples: int = 0
+    measure_memory: bool = False
+    examples: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        wrong = [m for m in self.methods if "audio" not in METHODS.get(m).modalities]
+        if wrong:
+            raise param_error("methods", _EOWNER, f"methods that apply to audio ({audio_methods()})", wrong)
+        given = dict(self.method_params)
+        resolved = tuple(
+            (m, tuple(sorted(resolve_params(m, {**AUDIO_PARAM_DEFAULTS.get(m, {}), **dict(given.get(m, ()))}).items())))
+            for m in self.methods
+            if METHODS.get(m).params
+        )
+        object.__setattr__(self, "method_params", resolved)
+        object.__setattr__(self, "examples", check_int(self.examples, "examples", owner=_EOWNER, low=0, high=64))
+
+    @classmethod
+    def for_preset(cls, preset: str, methods: Sequence[str] = AUDIO_DEFAULT_METHODS, **kw: Any) -> AudioEvalConfig:
+        p = PRESETS.get(preset)
+        kw.setdefault("samples", p.eval_samples)
+        kw.setdefault("examples", p.examples)
+        return cls.create(methods, kw.pop("params", None), **kw)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AudioEvalConfig:
+        d = {"methods": AUDIO_DEFAULT_METHODS, **d}
+        return super().from_dict(d)  # type: ignore[return-value]
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+
+def channel_importance(attr: np.ndarray) -> np.ndarray:
+    """``sum_t |a| / sum_{c,t} |a|`` per clip: ``(n, C, T)`` -> ``(n, C)`` (uniform where all zero).
+
+    Examples
+    --------
+    >>> channel_importance(np.ones((1, 4, 10))).tolist()
+    [[0.25, 0.25, 0.25, 0.25]]
+    """
+    per = np.abs(np.asarray(attr, dtype=np.float64)).sum(axis=-1)
+    total = per.sum(axis=1, keepdims=True)
+    uniform = np.full_like(per, 1.0 / per.shape[1])
+    return np.where(total > 0, per / np.where(total > 0, total, 1.0), uniform)
+
+
+def channel_fprec_per_sample(importance: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The speech channel's share of the importance, per clip (the paper's audio FPrec)."""
+    return importance[np.arange(len(importance)), np.asarray(positions)]
+
+
+def top1_hits(importance: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """1 where the most important channel is the speech channel (ties count as misses unless unique)."""
+    top = importance.max(axis=1, keepdims=True)
+    winners = (importance == top).sum(axis=1)
+    return ((channel_fprec_per_sample(importance, positions) == top[:, 0]) & (winners == 1)).astype(np.float64)
+
+
+def time_profile(x: np.ndarray, bins: int) -> np.ndarray:
+    """Sum of ``|x|`` in ``bins`` equal windows along the last axis."""
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    t = x.shape[-1] - x.shape[-1] % bins
+    return x[..., :t].reshape(*x.shape[:-1], bins, t // bins).sum(axis=-1)
+
+
+def _normalise_rows(x: np.ndarray) -> np.ndarray:
+    s = x.sum(axis=-1, keepdims=True)
+    return x / np.where(s > 0, s, 1.0)
+
+
+def speech_mask(speech: np.ndarray, bins: int = TIME_BINS, rel: float = 0.1) -> np.ndarray:
+    """Bins where the word is: energy at least ``rel`` x the clip's loudest bin. ``(n, T)`` -> ``(n, bins)``."""
+    energy = time_profile(np.asarray(speech, dtype=np.float64) ** 2, bins)
+    return energy >= rel * energy.max(axis=1, keepdims=True).clip(min=1e-12)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+_BUILD_LOCK = threading.Lock()
+
+
+def _new_model(config: AudioConfig, channels: int, classes: int) -> nn.Module:
+    """A fresh model whose initial weights depend only on ``config.seed``.
+
+    torch's layer initialisers draw from the global generator, so the build runs inside
+    :func:`torch.random.fork_rng` (the global state is restored afterwards) under a lock.
+    """
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_audio_model(config.model, channels, classes, CLIP_SAMPLES)
+
+
+def _batches(
+    split: AudioSplit, order: np.ndarray, batch_size: int, workers: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(inputs, indices)`` in ``order``; composed in ``workers`` processes when asked (GPU runs)."""
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if workers == 0:
+        for idx in chunks:
+            yield split.batch(idx), idx
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(chunks, batch_size=None, num_workers=workers, collate_fn=lambda idx: (split.batch(idx), idx))
+    yield from loader
+
+
+def _no_cudnn(device: torch.device, recurrent: bool) -> contextlib.AbstractContextManager:
+    """cuDNN's RNN backward refuses eval mode; gradients of recurrent models then run without cuDNN."""
+    if device.type == "cuda" and recurrent:
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
+def predict(
+    model: nn.Module, split: AudioSplit, device: torch.device, batch_size: int = 128, limit: int = 0
+) -> np.ndarray:
+    """Predicted class of the first ``limit`` clips of ``split`` (all when 0), eval mode, no gradients."""
+    model.eval()
+    n = len(split) if limit == 0 else min(limit, len(split))
+    out = np.zeros(n, dtype=np.int64)
+    with torch.no_grad():
+        for x, idx in _batches(split, np.arange(n), batch_size, 0):
+            out[idx] = model(torch.from_numpy(x).to(device)).argmax(1).cpu().numpy()
+    return out
+
+
+def fit_classifier(
+    model: nn.Module,
+    train_split: AudioSplit,
+    test_split: AudioSplit,
+    train: AudioTrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int = 0,
+    test_limit: int = 2000,
+) -> dict[str, list[float]]:
+    """Train ``model`` in place; return the per-epoch history (loss, train and test accuracy, seconds).
+
+    The batch order comes from a generator seeded with ``seed``. Test accuracy on up to ``test_limit``
+    clips is measured after every epoch.
+
+    Raises
+    ------
+    JobCancelled when ``should_stop()`` turns true; TrainingDivergedError when the loss is not finite.
+    """
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    n = len(train_split)
+    steps = math.ceil(n / train.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, train.epochs * steps))
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(train_split.labels)
+    history: dict[str, list[float]] = {
+        "epoch": [],
+        "loss": [],
+        "train_accuracy": [],
+        "test_accuracy": [],
+        "seconds": [],
+    }
+    start = time.perf_counter()
+    for epoch in range(1, train.epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=gen).numpy()
+        total, correct, seen = 0.0, 0, 0
+        split = train_split.for_epoch(epoch)
+        for step, (x, idx) in enumerate(_batches(split, order, train.batch_size, workers), 1):
+            if should_stop and should_stop():
+                raise JobCancelled(f"Training stopped by the user in epoch {epoch} of {train.epochs}.")
+            xb = torch.from_numpy(np.asarray(x)).to(device, non_blocking=True)
+            y = labels[idx].to(device)
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch}: the loss became {value}. The 'lr' parameter "
+                    f"({train.lr:g}) is too large for this model; lower it (the paper uses 1e-3, 1e-4 for the Transformer)."
+                )
+            total += value * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+            if report and (step % 5 == 0 or step == steps):
+                report(stage="training", epoch=epoch - 1 + step / steps, epochs=train.epochs, loss=total / seen)
+        test_pred = predict(model, test_split, device, limit=test_limit)
+        test_acc = float((test_pred == test_split.labels[: len(test_pred)]).mean()) if len(test_pred) else float("nan")
+        history["epoch"].append(epoch)
+        history["loss"].append(total / max(seen, 1))
+        history["train_accuracy"].append(correct / max(seen, 1))
+        history["test_accuracy"].append(test_acc)
+        history["seconds"].append(time.perf_counter() - start)
+        if report:
+            report(
+                stage="training",
+                epoch=epoch,
+                epochs=train.epochs,
+                loss=history["loss"][-1],
+                train_accuracy=history["train_accuracy"][-1],
+                test_accuracy=test_acc,
+            )
+    return history
+
+
+@dataclass
+class TrainedAudioModel:
+    """A trained classifier (eval mode) with its class names and training history."""
+
+    model: nn.Module
+    arch: str
+    words: tuple[str, ...]
+    channels: int
+    n_train: int
+    history: dict[str, list[float]]
+    seconds: float
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+
+def rebuild_command(config: AudioConfig) -> str:
+    """The CLI line that rebuilds ``config``'s model (flags for fields that differ from its preset)."""
+    preset = config.preset if config.preset in PRESETS else "demo"
+    d, t = config.data, config.train
+    base = AudioConfig.from_preset(preset, model=config.model.arch)
+    parts = [
+        "python -m chaosmining audio",
+        f"--background {d.background}",
+        f"--position {d.position}",
+        f"--model {config.model.arch}",
+        f"--preset {preset}",
+        f"--seed {config.seed}",
+    ]
+    flags = {
+        "--channels": (d.channels, base.data.channels),
+        "--source": (d.source, base.data.source),
+        "--structured-source": (d.structured_source, base.data.structured_source),
+        "--words": (d.words, base.data.words),
+        "--train-per-class": (d.train_per_class, base.data.train_per_class),
+        "--test-per-class": (d.test_per_class, base.data.test_per_class),
+        "--epochs": (t.epochs, base.train.epochs),
+        "--batch-size": (t.batch_size, base.train.batch_size),
+        "--lr": (t.lr, base.train.lr),
+        "--data-root": (d.data_root, ""),
+        "--rfcx-root": (d.rfcx_root, ""),
+    }
+    parts += [f"{flag} {v}" for flag, (v, default) in flags.items() if v != default]
+    return " ".join(parts)
+
+
+def _load_trained(folder: Path, config: AudioConfig, device: torch.device) -> TrainedAudioModel:
+    info = json.loads((folder / "model.json").read_text())
+    model = _new_model(config, info["channels"], len(info["words"]))
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.to(device).eval()
+    return TrainedAudioModel(
+        model,
+        config.model.arch,
+        tuple(info["words"]),
+        info["channels"],
+        info["n_train"],
+        info["history"],
+        info["train_seconds"],
+        info["device"],
+        info["notes"],
+    )
+
+
+def train_audio_model(
+    config: AudioConfig,
+    *,
+    cache: Cache | None = None,
+    device: str | torch.device = "auto",
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> tuple[TrainedAudioModel, bool, str | None]:
+    """The trained model for ``config`` from the cache, or trained now (once) and cached.
+
+    Returns ``(model, cached, cache_note)``. ``workers`` processes compose training batches (default:
+    none on the CPU, up to 8 with a GPU, where composing would otherwise starve it).
+    """
+    cache = cache or Cache()
+    dev = resolve_device(device) if not isinstance(device, torch.device) else device
+    if workers is None:
+        import os
+
+        workers = 0 if dev.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+
+    def build(folder: Path) -> dict[str, Any]:
+        train_split, words, notes = load_split(config.data, "train", config.seed, cache=cache, progress=report)
+        test_split, _, test_notes = load_split(config.data, "test", config.seed, cache=cache, progress=report)
+        notes += [n for n in test_notes if n not in notes]
+        if should_stop and should_stop():
+            raise JobCancelled("Stopped by the user before training.")
+        model = _new_model(config, config.data.channels, len(words))
+        start = time.perf_counter()
+        history = fit_classifier(
+            model,
+            train_split,
+            test_split,
+            config.train,
+            seed=config.seed,
+            device=dev,
+            report=report,
+            should_stop=should_stop,
+            workers=workers,
+        )
+        seconds = time.perf_counter() - start
+        model.to("cpu").eval()
+        torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.pt")
+        info = {
+            "arch": config.model.arch,
+            "words": list(words),
+            "channels": config.data.channels,
+            "n_train": len(train_split),
+            "history": history,
+            "train_seconds": seconds,
+            "device": str(dev),
+            "notes": notes,
+        }
+        (folder / "model.json").write_text(json.dumps(to_jsonable(info), allow_nan=True))
+        return {
+            "train_seconds": seconds,
+            "device": str(dev),
+            "final_test_accuracy": history["test_accuracy"][-1],
+            "rebuild": rebuild_command(config),
+        }
+
+    outcome = cache.get_or_create(MODEL_KIND, config.config_hash, build, config=config)
+    return _load_trained(outcome.entry.path, config, dev), outcome.cached, outcome.note
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioMethodScores:
+    """Scores of one method over the attributed clips (means, with the standard deviation over clips)."""
+
+    method: str
+    channel_fprec: float
+    channel_fprec_std: float
+    top1_hit: float
+    time_share: float
+    time_share_std: float
+    seconds: float
+    seconds_per_clip: float
+    warnings: tuple[str, ...] = ()
+
+
+def channel_mask(channels: int) -> torch.Tensor:
+    """Feature mask ``(1, C, 1)`` giving each channel its own feature (broadcast over time)."""
+    return torch.arange(channels).view(1, channels, 1)
+
+
+def evaluate_audio(
+    trained: TrainedAudioModel,
+    test_split: AudioSplit,
+    ev: AudioEvalConfig,
+    *,
+    device: torch.device,
+    seed: int = 0,
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk: int = 32,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Accuracy on the whole test split and every method's scores on its first ``ev.samples`` clips.
+
+    Returns a JSON-able summary and arrays for the figures (importances ``(n, C)``, time profiles,
+    the kept examples' waveforms ``(k, C, 16000)`` and attribution envelopes ``(k, C, 400)``).
+    """
+    model = trained.model.to(device).eval()
+    recurrent = AUDIO_MODELS.get(trained.arch).recurrent
+    test_pred = predict(model, test_split, device)
+    n = len(test_split) if ev.samples == 0 else min(ev.samples, len(test_split))
+    k = min(ev.examples, n)
+    idx_all = np.arange(n)
+    positions = np.asarray(test_split.positions[:n])
+    pred = test_pred[:n]
+    mask = channel_mask(trained.channels).to(device)
+    speech = test_split.speech(idx_all)
+    voiced = speech_mask(speech)
+    arrays: dict[str, np.ndarray] = {
+        "test_pred": test_pred.astype(np.int16),
+        "test_labels": np.asarray(test_split.labels).astype(np.int16),
+        "positions": positions.astype(np.int16),
+        "speech_time": _normalise_rows(time_profile(speech**2, TIME_BINS)).astype(np.float32),
+        "voiced": voiced,
+        "examples": test_split.batch(np.arange(k)).astype(np.float16),
+    }
+    scores: dict[str, Any] = {}
+    for m in ev.methods:
+        if report:
+            report(stage=f"attributing: {METHODS.get(m).display_name}")
+        params = ev.params_for(m)
+        imp_parts, time_parts, env_parts = [], [], []
+        seconds, warns = 0.0, []
+        with _no_cudnn(device, recurrent):
+            for start in range(0, n, chunk):
+                if should_stop and should_stop():
+                    raise JobCancelled("Stopped by the user while attributing.")
+                rows = idx_all[start : start + chunk]
+                x = test_split.batch(rows)
+                res = attribute(
+                    model,
+                    x,
+                    m,
+                    target=torch.as_tensor(pred[rows], device=device),
+                    params=params,
+                    feature_mask=mask if m in CHANNEL_FEATURE_METHODS else None,
+                    seed=seed + start,
+                )
+                seconds += res.seconds
+                warns += [w for w in res.warnings if w not in warns]
+                a = res.values
+                imp_parts.append(channel_importance(a))
+                time_parts.append(time_profile(a[np.arange(len(rows)), positions[rows]], TIME_BINS))
+                keep = rows < k
+                if keep.any():
+                    env_parts.append(time_profile(a[keep], ENVELOPE_BINS))
+        imp = np.concatenate(imp_parts)
+        prof = np.concatenate(time_parts)
+        fp = channel_fprec_per_sample(imp, positions)
+        share = (_normalise_rows(prof) * voiced).sum(axis=1)
+        scores[m] = {
+            "method": m,
+            "channel_fprec": float(fp.mean()),
+            "channel_fprec_std": float(fp.std()),
+            "top1_hit": float(top1_hits(imp, positions).mean()),
+            "time_share": float(share.mean()),
+            "time_share_std": float(share.std()),
+            "seconds": seconds,
+            "seconds_per_clip": seconds / max(n, 1),
+            "warnings": warns,
+        }
+        arrays[f"importance_{m}"] = imp.astype(np.float32)
+        arrays[f"time_{m}"] = _normalise_rows(prof).astype(np.float32)
+        if env_parts:
+            env = np.concatenate(env_parts)
+            arrays[f"envelope_{m}"] = (env / env.max(axis=(1, 2), keepdims=True).clip(min=1e-30)).astype(np.float32)
+    labels = np.asarray(test_split.labels)
+    summary = {
+        "accuracy": float((test_pred == labels).mean()) if len(labels) else float("nan"),
+        "n_test": int(len(labels)),
+        "n_eval": int(n),
+        "scores": scores,
+        "voiced_share": float(voiced.mean()),
+    }
+    return summary, arrays
+
+
+# --- result ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class AudioResult:
+    """What one configuration produced; arrays are kept for the app's figures (see ``arrays``)."""
+
+    config: AudioConfig
+    eval: AudioEvalConfig
+    words: tuple[str, ...]
+    accuracy: float
+    scores: dict[str, AudioMethodScores]
+    history: dict[str, list[float]]
+    train_seconds: float
+    n_train: int
+    n_test: int
+    n_eval: int
+    voiced_share: float
+    device: str
+    notes: list[str] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    cached: bool = False
+    seconds: float = 0.0
+    cache_note: str | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.config.data.channels
+
+    @property
+    def chance(self) -> float:
+        """Channel FPrec and top-1 hit rate of a uniformly random attribution: 1 / channels."""
+        return 1.0 / self.channels
+
+    @property
+    def class_chance(self) -> float:
+        return 1.0 / len(self.words)
+
+    @property
+    def channel_fprec(self) -> dict[str, float]:
+        return {m: s.channel_fprec for m, s in self.scores.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """The CLI's JSON contract plus everything needed to reproduce the run."""
+        return {
+            "task": "audio",
+            "setting": self.config.data.setting,
+            "model": self.config.model.arch,
+            "preset": self.config.preset,
+            "accuracy": self.accuracy,
+            "class_chance": self.class_chance,
+            "channel_fprec": self.channel_fprec,
+            "channel_fprec_std": {m: s.channel_fprec_std for m, s in self.scores.items()},
+            "top1_hit": {m: s.top1_hit for m, s in self.scores.items()},
+            "time_share": {m: s.time_share for m, s in self.scores.items()},
+            "voiced_share": self.voiced_share,
+            "chance": self.chance,
+            "channels": self.channels,
+            "classes": len(self.words),
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "n_eval": self.n_eval,
+            "method_seconds": {m: s.seconds for m, s in self.scores.items()},
+            "seconds_per_clip": {m: s.seconds_per_clip for m, s in self.scores.items()},
+            "warnings": {m: list(s.warnings) for m, s in self.scores.items() if s.warnings},
+            "notes": self.notes,
+            "train_seconds": self.train_seconds,
+            "seconds": self.seconds,
+            "cached": self.cached,
+            "device": self.device,
+            "config": self.config.to_dict(),
+            "eval": self.eval.to_dict(),
+            "model_key": self.config.config_hash,
+        }
+
+    def bundle(self) -> dict[str, Any]:
+        """The re-runnable JSON bundle (``python -m chaosmining rerun bundle.json``)."""
+        from ..export import bundle_json
+
+        return bundle_json("audio", {"model": self.config.to_dict(), "eval": self.eval.to_dict()}, self.summary())
+
+    def scores_table(self) -> list[dict[str, Any]]:
+        n = max(1, self.n_eval)
+        return [
+            {
+                "method": m,
+                "display": METHODS.get(m).display_name if m in METHODS else m,
+                "channel FPrec": s.channel_fprec,
+                "FPrec std": s.channel_fprec_std,
+                "FPrec 95% CI": 1.96 * s.channel_fprec_std / math.sqrt(n),
+                "top-1 hit rate": s.top1_hit,
+                "speech-time share": s.time_share,
+                "seconds per clip": s.seconds_per_clip,
+            }
+            for m, s in self.scores.items()
+        ]
+
+    def sample_wavs(self, i: int = 0) -> dict[str, bytes]:
+        """Kept clip ``i`` as a multi-channel float64 WAV (the published layout's format), by file name."""
+        from ..data.audio import wav_bytes
+
+        if len(self.arrays.get("examples", ())) <= i:
+            return {}
+        ex = self.example(i)
+        return {f"clip{i}_{ex['word']}_speech-channel-{ex['channel']}.wav": wav_bytes(ex["waves"], subtype="DOUBLE")}
+
+    def example(self, i: int) -> dict[str, Any]:
+        """Waveforms ``(C, T)`` float32, true channel, word and predicted word of kept example ``i``."""
+        x = self.arrays["examples"][i].astype(np.float32)
+        label = int(self.arrays["test_labels"][i])
+        pred = int(self.arrays["test_pred"][i])
+        return {
+            "waves": x,
+            "channel": int(self.arrays["positions"][i]),
+            "word": self.words[label],
+            "predicted": self.words[pred],
+        }
+
+
+def result_key(config: AudioConfig, ev: AudioEvalConfig) -> str:
+    return stable_hash({"model": config.config_hash, "eval": ev.config_hash})
+
+
+def run_audio(
+    config: AudioConfig,
+    ev: AudioEvalConfig | None = None,
+    *,
+    cache: Cache | None = None,
+    device: str | torch.device = "auto",
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> AudioResult:
+    """Train (or load) the model for ``config``, attribute the test clips with ``ev.methods``, score them.
+
+    Parameters
+    ----------
+    report : called with progress events: ``stage`` strings, ``epoch``/``epochs``/``loss`` and the
+        accuracies while training, ``done``/``total`` while words are synthesised.
+    should_stop : polled between batches; when it returns True a :class:`JobCancelled` is raised and
+        nothing is cached.
+
+    Examples
+    --------
+    >>> cfg = AudioConfig.from_preset("quick", model="tcn", source="formant")
+    >>> run_audio(cfg, AudioEvalConfig.for_preset("quick")).accuracy >= 0  # doctest: +SKIP
+    True
+    """
+    start = time.perf_counter()
+    ev = ev or AudioEvalConfig.for_preset(config.preset if config.preset in PRESETS else "demo")
+    cache = cache or Cache()
+    dev = resolve_device(device) if not isinstance(device, torch.device) else device
+    model_note: str | None = None
+
+    def build(folder: Path) -> dict[str, Any]:
+        nonlocal model_note
+        if report:
+            report(stage="preparing data")
+        trained, cached, model_note = train_audio_model(
+            config, cache=cache, device=dev, report=report, should_stop=should_stop, workers=workers
+        )
+        test_split, _, notes = load_split(config.data, "test", config.seed, cache=cache, progress=report)
+        summary, arrays = evaluate_audio(
+            trained, test_split, ev, device=dev, seed=config.seed, report=report, should_stop=should_stop
+        )
+        summary.update(
+            words=list(trained.words),
+            history=trained.history,
+            train_seconds=trained.seconds,
+            n_train=trained.n_train,
+            device=trained.device if cached else str(dev),
+            notes=trained.notes + [n for n in notes if n not in trained.notes],
+        )
+        (folder / "result.json").write_text(json.dumps(to_jsonable(summary), allow_nan=True))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        (folder / "arrays.npz").write_bytes(buf.getvalue())
+        return {"model_key": config.config_hash, "rebuild": rebuild_command(config)}
+
+    outcome = cache.get_or_create(RESULT_KIND, result_key(config, ev), build, config={"model": config, "eval": ev})
+    return _result_from(
+        outcome.entry.path, config, ev, outcome.cached, time.perf_counter() - start, outcome.note or model_note
+    )
+
+
+def _result_from(
+    folder: Path, config: AudioConfig, ev: AudioEvalConfig, cached: bool, seconds: float, note: str | None
+) -> AudioResult:
+    summary = json.loads((folder / "result.json").read_text())
+    with np.load(folder / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return AudioResult(
+        config=config,
+        eval=ev,
+        words=tuple(summary["words"]),
+        accuracy=summary["accuracy"],
+        scores={m: AudioMethodScores(**{**s, "warnings": tuple(s["warnings"])}) for m, s in summary["scores"].items()},
+        history=summary["history"],
+        train_seconds=summary["train_seconds"],
+        n_train=summary["n_train"],
+        n_test=summary["n_test"],
+        n_eval=summary["n_eval"],
+        voiced_share=summary["voiced_share"],
+        device=summary["device"],
+        notes=summary["notes"],
+        arrays=arrays,
+        cached=cached,
+        seconds=seconds,
+        cache_note=note,
+    )
+
+
+def background_counterpart(config: AudioConfig) -> AudioConfig:
+    """The same configuration with the other background (the page's what-if)."""
+    other = "structured" if config.data.background == "random" else "random"
+    return config.replace(data=config.data.replace(background=other))

@@ -1,0 +1,70 @@
+"""AppTest smoke tests of the Audio page: shipped results on first visit, a quick run, bad input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from chaosmining.cache import ASSETS_ROOT
+from chaosmining.experiments.audio import RESULT_KIND, AudioConfig, AudioEvalConfig, result_key
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "3_Audio.py")
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=180).run()
+
+
+def _labels(at: AppTest) -> list[str]:
+    return [m.label for m in at.metric]
+
+
+def test_default_page_opens_on_the_shipped_demo_results():
+    default = result_key(AudioConfig.from_preset("demo", model="tcn"), AudioEvalConfig.for_preset("demo"))
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Audio"
+    if not (ASSETS_ROOT / RESULT_KIND / default / "manifest.json").is_file():
+        assert [b.label for b in at.button if b.label == "Train"] == ["Train"]
+        return
+    assert "Accuracy" in _labels(at) and "Best channel FPrec" in _labels(at)
+    assert len(at.get("plotly_chart")) >= 4
+    assert any(b.label == "Train" for b in at.button) is False
+    # the what-if has both backgrounds shipped for the default model
+    assert any("background" in str(df.value.columns.tolist()) for df in at.dataframe)
+
+
+def test_quick_run_trains_polls_and_renders_channel_bars():
+    at = _page()
+    at.selectbox(key="aud_preset").set_value("quick")
+    at.selectbox(key="aud_source").set_value("formant")
+    at.selectbox(key="aud_words").set_value("core")
+    at.number_input(key="aud_channels").set_value(4)
+    at.multiselect(key="aud_methods").set_value(["saliency", "feature_ablation"])
+    at.run()
+    at.button(key="aud_train_btn").click().run()
+    for _ in range(240):
+        if "Accuracy" in _labels(at):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Accuracy" in _labels(at)
+    assert len(at.get("plotly_chart")) >= 4
+    assert at.get("audio"), "one audio player per channel"
+    assert any("at least 170 per word" in i.value for i in at.info)
+
+
+def test_bad_input_is_an_error_and_the_other_settings_stay():
+    at = _page()
+    at.selectbox(key="aud_model").set_value("lstm").run()
+    at.selectbox(key="aud_source").set_value("speech_commands").run()
+    assert not at.exception
+    assert any("The 'data_root' parameter of AudioDataConfig must be a local folder" in e.value for e in at.error)
+    at.text_input(key="aud_data_root").set_value("/no/such/folder").run()
+    assert any("must be an existing folder" in e.value for e in at.error)
+    assert at.selectbox(key="aud_model").value == "lstm"
+    at.multiselect(key="aud_methods").set_value([]).run()
+    assert any("must name at least one attribution method" in e.value for e in at.error)

@@ -1,0 +1,37 @@
+"""Real-browser test of the Audio page's main flow (Playwright + Debian Chromium)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SHOTS, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def _choose(page, label: str, option: str) -> None:
+    boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+    boxes.filter(has=page.get_by_text(label, exact=True)).first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_for_app(page)
+
+
+def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
+    page.goto(app_server + "/Audio")
+    wait_for_app(page)
+    page.get_by_text("Setting RBFP").first.wait_for()
+    page.screenshot(path=str(SHOTS / "audio-first-visit.png"), full_page=True)
+    _choose(page, "Preset", "Quick")
+    _choose(page, "Words", "core (10)")
+    page.get_by_text("Setting RBFP").first.wait_for()
+    page.get_by_role("button", name="Train").click()
+    # Progress while it trains; the channel bars when the result lands in the cache.
+    bars = page.locator(".js-plotly-plot").filter(has_text="Channel importance per method")
+    bars.first.wait_for(timeout=240_000)
+    assert page.get_by_test_id("stMetric").filter(has_text="Accuracy").is_visible()
+    assert page.locator(".js-plotly-plot").filter(has_text="Channel FPrec").count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SHOTS / "audio-quick-results.png"), full_page=True)
+    page.get_by_role("tab", name="Listen and look").click()
+    page.locator("audio").first.wait_for(state="attached")
+    assert page.locator("audio").count() == 10  # one player per channel
+    page.screenshot(path=str(SHOTS / "audio-listen.png"), full_page=True)
