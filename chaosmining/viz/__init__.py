@@ -4,6 +4,17 @@ Every function returns a :class:`plotly.graph_objects.Figure`; none imports Stre
 modality; everything is re-exported here so callers write ``from chaosmining import viz``.
 """
 
+from .audio import (
+    attribution_over_time,
+    audio_figures,
+    audio_training_curves,
+    background_whatif,
+    channel_fprec_bars,
+    channel_importance_bars,
+    spectrogram_db,
+    spectrogram_figure,
+    waveforms_figure,
+)
 from .common import (
     FLOOR_COLOR,
     OTHER_COLOR,
@@ -55,6 +66,15 @@ from .vision import (
 )
 
 __all__ = [
+    "attribution_over_time",
+    "audio_figures",
+    "audio_training_curves",
+    "background_whatif",
+    "channel_fprec_bars",
+    "channel_importance_bars",
+    "spectrogram_db",
+    "spectrogram_figure",
+    "waveforms_figure",
     "FLOOR_COLOR",
     "OTHER_COLOR",
     "PRED_COLOR",
