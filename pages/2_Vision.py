@@ -262,6 +262,8 @@ def render_gallery(result: Any) -> None:
         key=P + "gallery_method",
     )
     opacity = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=P + "opacity")
+    if st.session_state.get(P + "shown", 8) > len(images):  # a result with a smaller gallery
+        st.session_state[P + "shown"] = len(images)
     shown = c3.number_input("Images", 1, len(images), key=P + "shown") if len(images) > 1 else 1
     st.caption(
         "Yellow: the true foreground box. Red: the box spanning the k most salient pixels of the smoothed map "
@@ -283,6 +285,8 @@ def render_detail(result: Any) -> None:
     images = gallery_images(result)
     if images is None:
         return
+    if st.session_state.get(P + "detail_index", 0) > len(images) - 1:
+        st.session_state[P + "detail_index"] = 0
     j = st.slider("Gallery image", 0, len(images) - 1, key=P + "detail_index") if len(images) > 1 else 0
     opacity = st.session_state.get(P + "opacity", 0.6)
     st.plotly_chart(viz.detail_figure(result, images, int(j), opacity), key="vis_detail")

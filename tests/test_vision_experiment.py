@@ -163,3 +163,22 @@ def test_gallery_regenerates_the_evaluated_images(tmp_cache):
     val = make_vision_data(result.config.data, result.config.seed).val
     np.testing.assert_array_equal(images, val.images(range(len(images))))
     np.testing.assert_array_equal(boxes, val.boxes[: len(images)])
+
+
+def test_images_streamed_through_worker_processes_train_exactly_like_images_in_memory():
+    import torch
+
+    from chaosmining.data.vision import make_vision_data
+    from chaosmining.experiments.vision import fit_classifier
+    from chaosmining.models.vision import ARCHITECTURES, build_model
+
+    cfg = _tiny()
+    histories = []
+    for in_memory in (False, True):
+        data = make_vision_data(cfg.data, cfg.seed)
+        if in_memory:
+            data.train.materialise()
+        model = build_model("compact_cnn", data.n_classes, cfg.data.canvas, cfg.seed)
+        spec = ARCHITECTURES.get("compact_cnn")
+        histories.append(fit_classifier(model, spec, data, cfg.train, seed=0, device=torch.device("cpu")))
+    assert histories[0]["loss"] == pytest.approx(histories[1]["loss"], rel=1e-5)

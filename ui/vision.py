@@ -133,7 +133,7 @@ def gallery_images(result: VisionResult) -> np.ndarray | None:
         return None
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def _probe_model(architecture: str, canvas: int) -> Any:
     return build_model(architecture, 10, canvas).eval()
 

@@ -785,6 +785,7 @@ def evaluate_vision(
     canvas = trained.canvas
     if report:
         report(stage="predicting")
+    val.materialise()  # every method attributes the same images; make them once when they fit
     preds = predict(model, val, device)
     n_eval = len(val) if ev.samples == 0 else min(ev.samples, len(val))
     idx = np.arange(n_eval)

@@ -184,7 +184,8 @@ def iou_bars(result: VisionResult) -> go.Figure:
             error_y=dict(type="data", array=[result.scores[m].iou_std for m in methods], visible=True),
             marker_color=[method_color(m) for m in methods],
             text=[f"{v:.3f}" for v in vals],
-            textposition="outside",
+            textposition="inside",
+            insidetextanchor="start",
             name="IoU",
         )
     )
@@ -228,11 +229,12 @@ def box_free_bars(result: VisionResult) -> go.Figure:
         y=result.pointing_chance,
         line_dash="dash",
         line_color=FLOOR_COLOR,
-        annotation_text=f"chance (box share of the canvas) {result.pointing_chance:.3f}",
+        annotation_text=f"chance {result.pointing_chance:.3f}",
+        annotation_position="top left",
     )
     return _layout(
         fig,
-        "Box-free localisation: pointing game (solid) and mass inside the box (hatched)",
+        "Pointing game (solid) and mass inside the box (hatched)",
         barmode="group",
         yaxis=dict(range=[0, 1.1], title="share"),
     )
