@@ -234,3 +234,12 @@ def test_published_missing_column_missing_file_and_wrong_canvas(tmp_path):
         make_vision_data(cfg, 0)
     with pytest.raises(ConfigError, match="'background' parameter"):
         cfg.replace(background="fractal")
+
+
+def test_fashion_mnist_without_a_root_uses_debians_package_or_says_how_to_get_it(monkeypatch, tmp_path):
+    import chaosmining.data.vision as vision
+
+    cfg = VisionDataConfig(foreground="fashion_mnist", **SMALL)
+    monkeypatch.setattr(vision, "DEBIAN_FASHION_MNIST", str(tmp_path / "absent"))
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        make_vision_data(cfg, 0)

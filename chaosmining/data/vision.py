@@ -6,9 +6,9 @@ Ground truth of every image is the exact foreground box, recorded as ``(top, lef
 Three registries make up an image, and the app's select boxes, the CLI's choices and the tests read them:
 
 * :data:`FOREGROUNDS` - where the labelled patch comes from: ``shapes10`` (procedural, the default),
-  ``digits`` (scikit-learn's 8x8 digits, colourised), and, from a local ``data_root`` only,
-  ``cifar10`` (the paper's), ``fashion_mnist`` (Debian's ``dataset-fashion-mnist`` or a folder) and
-  ``published`` (whole images of the published ChaosMining vision data set).
+  ``digits`` (scikit-learn's 8x8 digits, colourised), ``fashion_mnist`` (Debian's
+  ``dataset-fashion-mnist`` when installed, or a folder), and, from a local ``data_root`` only,
+  ``cifar10`` (the paper's) and ``published`` (whole images of the published ChaosMining data set).
 * :data:`BACKGROUNDS` - ``random`` (uniform pixels, the paper's RB), ``structured`` (natural-photo crops
   mixed 50/50 with fractal noise, an offline stand-in for the paper's Flowers102 SB), ``photos``,
   ``fractal``, and ``flowers102`` (the paper's SB, from a local ``data_root``).
@@ -392,7 +392,17 @@ def _fashion(root: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _open_fashion(config: VisionDataConfig, split: str, seed: int) -> ForegroundSplit:
-    images, labels = _fashion(str(_root(config)), split == "train")
+    if config.data_root is None:  # Debian's package, when installed
+        if not Path(DEBIAN_FASHION_MNIST).is_dir():
+            raise DataError(
+                f"Fashion-MNIST was not found: Debian's package dataset-fashion-mnist installs it in "
+                f"{DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist), or set 'data_root' to a folder "
+                "with the IDX files. Nothing is downloaded."
+            )
+        root = DEBIAN_FASHION_MNIST
+    else:
+        root = str(_root(config))
+    images, labels = _fashion(root, split == "train")
     return _ArraySplit(images, labels, FASHION_CLASSES, config, split, seed, colourise=True)
 
 
@@ -426,12 +436,11 @@ for _f in (
     ),
     ForegroundSpec(
         "fashion_mnist",
-        "Fashion-MNIST (local folder)",
+        "Fashion-MNIST (Debian package or local folder)",
         f"Zalando's 28x28 clothing images padded to 32 and colourised, from Debian's dataset-fashion-mnist "
-        f"({DEBIAN_FASHION_MNIST}) or any folder with the IDX files.",
+        f"({DEBIAN_FASHION_MNIST}, used when data_root is empty) or any folder with the IDX files.",
         "https://github.com/zalandoresearch/fashion-mnist",
         _open_fashion,
-        needs_root=True,
     ),
     ForegroundSpec(
         "published",
