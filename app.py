@@ -53,6 +53,14 @@ st.markdown(
     "(Santander-like or breast cancer + noise) or your own CSV (Figure 6). Watch the error and the precision "
     "of the kept features fill in round by round; uni- and bi-module strategies."
 )
+st.page_link("pages/5_Evaluate_the_evaluators.py", label="Evaluate the evaluators", icon=":material/rule:")
+st.markdown(
+    "Do the tests that rank attribution methods measure what they claim? Remove-and-retrain (**ROAR**, KAR) "
+    "with random and ground-truth baselines, opening on Hooker et al.'s 16-d example that shows why removal "
+    "without retraining misleads; **ROAD**'s noisy linear imputation; the **blur bias** of removal benchmarks "
+    "(with mask blurriness and a mask-only probe); Adebayo et al.'s **sanity checks** (parameter and label "
+    "randomisation, random logit); deletion/insertion AUC and **Sensitivity-n**."
+)
 
 st.subheader("This machine")
 st.write(device_badge())

@@ -2,6 +2,7 @@
 
 from . import (
     audio,  # noqa: F401
+    evaluate,  # noqa: F401
     rfe,  # noqa: F401
     symbolic,  # noqa: F401
     vision,  # noqa: F401

@@ -26,6 +26,19 @@ from .common import (
     method_label,
     rgba,
 )
+from .evaluation import (
+    blur_road_figure,
+    blur_roar_figure,
+    curves_figure,
+    deletion_insertion_figure,
+    evaluation_figures,
+    mask_stats_figure,
+    road_figure,
+    roar_figure,
+    roar_no_retrain_figure,
+    sanity_figure,
+    sensitivity_n_figure,
+)
 from .selection import (
     rfe_error_curves,
     rfe_figures,
@@ -116,4 +129,15 @@ __all__ = [
     "selection_curves",
     "selector_color",
     "selector_label",
+    "blur_road_figure",
+    "blur_roar_figure",
+    "curves_figure",
+    "deletion_insertion_figure",
+    "evaluation_figures",
+    "mask_stats_figure",
+    "road_figure",
+    "roar_figure",
+    "roar_no_retrain_figure",
+    "sanity_figure",
+    "sensitivity_n_figure",
 ]
