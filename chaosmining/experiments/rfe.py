@@ -47,7 +47,6 @@ from ..models.mlp import MLPConfig
 from ..registry import Registry
 from ..runtime import configure_threads, resolve_device
 from ..selection import (
-    RoundRequest,
     attribution_importance,
     classic_rfe,
     elimination_schedule,
@@ -1089,7 +1088,7 @@ def default_workers() -> int:
 # Below this much estimated training, starting worker processes (several seconds of imports each) costs
 # more than it saves.
 _INLINE_SECONDS = 30.0
-_MACS_PER_SECOND = 1.5e10  # a measured order of magnitude for one core
+_MACS_PER_SECOND = 2e10  # measured on one core of the project's 2-core machine (about 40 GFLOP/s)
 
 
 @dataclass(frozen=True)
@@ -1114,9 +1113,10 @@ def plan_rfe(config: RFEConfig, data: SelectionData) -> RFEPlan:
         trainings += n_classic * len(schedule)
     seconds = 0.0
     for i, n in enumerate(schedule):
-        per_round = (1 if n_attr and i == 0 else n_attr if i else 0) + (n_classic if config.strategy == "bi" else 0)
+        networks = min(n_attr, 1) if i == 0 else n_attr  # round 1 is shared by every attribution selector
+        networks += n_classic if config.strategy == "bi" else 0
         macs = 3 * len(data.y_train) * config.train.epochs * config.model.n_parameters(n)
-        seconds += per_round * macs / _MACS_PER_SECOND
+        seconds += networks * macs / _MACS_PER_SECOND
     return RFEPlan(schedule, trainings, seconds)
 
 
@@ -1146,14 +1146,9 @@ class _RunState:
     schedule: list[int]
     records: dict[str, list[RoundRecord | None]] = field(default_factory=dict)
     chains: dict[str, Any] = field(default_factory=dict)
-    requests: dict[str, RoundRequest] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, set[str]] = field(default_factory=dict)
     pending_classic: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def done(self, selector: str) -> bool:
-        recs = self.records.get(selector, [])
-        return selector in self.errors or (len(recs) == len(self.schedule) and all(r is not None for r in recs))
 
 
 class _Scheduler:
