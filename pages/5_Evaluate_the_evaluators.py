@@ -47,7 +47,7 @@ st.caption(
 init_defaults(
     {
         P + "toy_distractor": "dense",
-        P + "toy_repeats": 5,
+        P + "toy_repeats": 3,
         P + "task": "vision",
         P + "formula": "7",
         P + "epochs": 0,

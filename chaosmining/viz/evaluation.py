@@ -66,6 +66,7 @@ def curves_figure(
                     y=[a + b for a, b in zip(y, s)] + [a - b for a, b in zip(y, s)][::-1],
                     fill="toself",
                     fillcolor=_rgba(color, 0.15),
+                    mode="lines",
                     line=dict(width=0),
                     hoverinfo="skip",
                     showlegend=False,
@@ -103,9 +104,7 @@ def _task_lines(task: Mapping[str, Any]) -> dict[str, float | None]:
 def roar_figure(result: RoarResult) -> go.Figure:
     """The retrained ROAR/KAR curves (or the no-retrain ones when the run did not retrain)."""
     name = "KAR" if result.config.keep else "ROAR"
-    title = f"{name}: {'retrained' if result.config.retrain else 'original'} model's {result.task['score_name']}"
-    if result.config.retrain:
-        title += f" ({result.task.get('display', '')})"
+    title = f"{name}: {'retrained' if result.config.retrain else 'original'} model"
     return curves_figure(
         result.main,
         title=title,
@@ -119,7 +118,7 @@ def roar_no_retrain_figure(result: RoarResult) -> go.Figure:
     """The same removals scored by the original model, without retraining."""
     return curves_figure(
         result.no_retrain,
-        title=f"Without retraining: the original model on the same modified test sets ({result.task['score_name']})",
+        title="Without retraining: the original model",
         x_title=result.x_label,
         y_title=result.task["score_name"],
         **_task_lines(result.task),
@@ -214,14 +213,14 @@ def sanity_figure(result: SanityResult, metric: str = "spearman") -> go.Figure:
         )
     fig.add_hline(y=0.0, line_dash="dot", line_color=FLOOR_COLOR, annotation_text="unrelated maps")
     title = {
-        "cascading": "Cascading randomisation from the top layer",
-        "independent": "Independent randomisation of one layer",
-        "labels": "Data randomisation (permuted labels) and its control",
-        "random-logit": "Random-logit test",
+        "cascading": "Cascading randomisation",
+        "independent": "Independent randomisation",
+        "labels": "Permuted labels (and control)",
+        "random-logit": "Random logit",
     }[result.config.test]
     return _layout(
         fig,
-        f"{title}: {SIMILARITIES.get(metric).display_name} to the trained model's map",
+        f"{title}: {SIMILARITIES.get(metric).display_name}",
         xaxis=dict(title="randomised" if result.config.test in ("cascading", "independent") else "comparison"),
         yaxis=dict(title=SIMILARITIES.get(metric).display_name, range=[-1.05, 1.05]),
         legend=dict(orientation="h", y=-0.3),

@@ -1,0 +1,40 @@
+"""Real-browser test of the "Evaluate the evaluators" page (Playwright + Debian Chromium)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SHOTS, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_16d_example_then_a_sanity_check_and_a_refused_input(page, app_server):
+    page.goto(app_server + "/Evaluate_the_evaluators")
+    wait_for_app(page)
+    # The opening demonstration runs by itself within seconds.
+    page.locator(".js-plotly-plot").filter(has_text="Without retraining").first.wait_for(timeout=180_000)
+    assert page.locator(".js-plotly-plot").filter(has_text="KAR").count() >= 1
+    page.get_by_text("Reading.").first.wait_for()
+    page.screenshot(path=str(SHOTS / "evaluation-toy16.png"), full_page=True)
+
+    # A sanity check on the symbolic-formula task (an MLP that trains in seconds): a job, then per-layer curves.
+    boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+    boxes.filter(has=page.get_by_text("Task", exact=True)).first.click()
+    page.get_by_role("option", name="Symbolic formula (MLP)").first.click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Sanity checks").click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Run").filter(visible=True).click()
+    page.locator(".js-plotly-plot").filter(has_text="Cascading randomisation").first.wait_for(timeout=120_000)
+    assert page.get_by_text("Guided Backprop").first.is_visible()
+    page.screenshot(path=str(SHOTS / "evaluation-sanity.png"), full_page=True)
+
+    # Bad input is refused with the standard message, no traceback, and the other settings stay.
+    page.get_by_role("tab", name="ROAR / KAR").click()
+    box = page.get_by_label("Fractions (blank = auto)", exact=True)
+    box.fill("0.1, abc")
+    box.press("Enter")
+    wait_for_app(page)
+    page.get_by_text("The 'fractions' setting must be comma-separated numbers").first.wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_label("Repeats", exact=True).first.input_value() == "1"
