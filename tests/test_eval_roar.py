@@ -28,7 +28,7 @@ TINY_AUDIO = TaskConfig(task="audio", n_train=200, n_test=80, epochs=1)
 
 
 def test_task_names_and_errors_name_the_parameter():
-    assert task_names() == ["toy16", "formula:ID", "vision", "audio"]
+    assert task_names() == ["toy16", "formula:ID", "vision", "audio", "vision-quick"]
     with pytest.raises(ConfigError, match="The 'task' parameter of TaskConfig must be one of"):
         TaskConfig(task="imagenet")
     with pytest.raises(ConfigError, match="'formula:ID'"):
