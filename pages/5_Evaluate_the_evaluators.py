@@ -29,7 +29,7 @@ from chaosmining.evaluation import (
 from chaosmining.evaluation.estimators import CONTROLS
 from chaosmining.evaluation.sanity import DEFAULT_SANITY_METHODS
 from ui.common import init_defaults, method_params_widgets, persist, setup_page
-from ui.evaluation import export, parse_fractions, section
+from ui.evaluation import conclude, export, parse_fractions, section
 
 setup_page("Evaluate the evaluators", ":material/rule:")
 persist("ev_")
@@ -223,10 +223,7 @@ with tabs[1]:
             _show(viz.roar_figure(r), "roar_main", c1)
             if r.config.retrain:
                 _show(viz.roar_no_retrain_figure(r), "roar_noretrain", c2)
-            st.markdown("**Reading.** " + r.reading())
-            with st.expander("Numbers and export"):
-                st.dataframe(pd.DataFrame(r.table()), hide_index=True, key="roar_table")
-                export("roar", r)
+            conclude("roar", r)
 
         n_fr = len(cfg.fractions) or 6
         section(
@@ -273,10 +270,7 @@ with tabs[2]:
                 for col, order in zip((c1, c2), ("morf", "lerf")):
                     if order in r.curves[imp]:
                         _show(viz.road_figure(r, imp, order), f"road_{imp}_{order}", col)
-            st.markdown("**Reading.** " + r.reading())
-            with st.expander("Numbers and export"):
-                st.dataframe(pd.DataFrame(r.table()), hide_index=True, key="road_table")
-                export("road", r)
+            conclude("road", r)
 
         section(
             "road",
@@ -327,11 +321,13 @@ with tabs[3]:
                 _show(viz.mask_stats_figure(r, "boundary_ratio"), "blur_boundary", c1)
                 _show(viz.mask_stats_figure(r, "components"), "blur_components", c2)
                 _show(viz.mask_stats_figure(r, "probe"), "blur_probe", c3)
-                st.markdown("**Reading.** " + r.reading())
-                with st.expander("Mask statistics, numbers and export"):
-                    st.dataframe(pd.DataFrame(r.mask_table()).drop(columns=["key"]), hide_index=True, key="blur_masks")
-                    st.dataframe(pd.DataFrame(r.table()), hide_index=True, key="blur_table")
-                    export("blur", r)
+                conclude(
+                    "blur",
+                    r,
+                    lambda: st.dataframe(
+                        pd.DataFrame(r.mask_table()).drop(columns=["key"]), hide_index=True, key="blur_masks"
+                    ),
+                )
 
             n_fr = len(bcfg.fractions) or 6
             section(
@@ -374,7 +370,6 @@ with tabs[4]:
             cols = st.columns(2)
             for i, metric in enumerate(r.metrics):
                 _show(viz.sanity_figure(r, metric), f"sanity_{metric}", cols[i % 2])
-            st.markdown("**Reading.** " + r.reading())
             if r.info:
                 st.caption(
                     "; ".join(
@@ -382,9 +377,7 @@ with tabs[4]:
                         for k, v in r.info.items()
                     )
                 )
-            with st.expander("Numbers and export"):
-                st.dataframe(pd.DataFrame(r.table()), hide_index=True, key="sanity_table")
-                export("sanity", r)
+            conclude("sanity", r)
 
         section(
             "sanity",
@@ -418,10 +411,7 @@ with tabs[5]:
             _show(viz.deletion_insertion_figure(r, "deletion"), "faith_deletion", c1)
             _show(viz.deletion_insertion_figure(r, "insertion"), "faith_insertion", c2)
             _show(viz.sensitivity_n_figure(r), "faith_sens", c3)
-            st.markdown("**Reading.** " + r.reading())
-            with st.expander("Numbers and export"):
-                st.dataframe(pd.DataFrame(r.table()), hide_index=True, key="faith_table")
-                export("faithfulness", r)
+            conclude("faithfulness", r)
 
         section(
             "faithfulness",

@@ -37,7 +37,16 @@ from chaosmining.evaluation import (
 from chaosmining.evaluation.common import MethodsConfig
 from ui.common import export_section, get_cache, jobs, show_job
 
-__all__ = ["EVALUATIONS", "EvaluationPage", "section", "cached_result", "job_key", "parse_fractions"]
+__all__ = [
+    "EVALUATIONS",
+    "EvaluationPage",
+    "section",
+    "cached_result",
+    "job_key",
+    "parse_fractions",
+    "conclude",
+    "export",
+]
 
 
 @dataclass(frozen=True)
@@ -158,3 +167,13 @@ def export(name: str, result: Any) -> None:
         lambda: {"table": pd.DataFrame(result.table())},
         key=f"ev_export_{name}_{result.config.config_hash}",
     )
+
+
+def conclude(name: str, result: Any, extra: Callable[[], None] | None = None) -> None:
+    """The plain-language reading of a result, then its numbers and export folded away."""
+    st.markdown("**Reading.** " + result.reading())
+    with st.expander("Numbers and export"):
+        if extra is not None:
+            extra()
+        st.dataframe(pd.DataFrame(result.table()), hide_index=True, key=f"ev_{name}_table")
+        export(name, result)

@@ -19,6 +19,7 @@ uses Adam on cross-entropy with seeded mini-batch order: no global seeding anywh
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -133,38 +134,30 @@ def reinitialise(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
+def _small_cnn(
+    conv: type[nn.Module], pool: nn.Module, head: nn.Module, channels: int, kernels: tuple[int, int, int], classes: int
+) -> nn.Sequential:
+    """Conv 16-32-32 with ReLU and two max-pools (factor ``pool``), global ``head`` pooling, a linear head.
+
+    Every activation and pooling layer is its own module instance, as hook-based methods need.
+    """
+    layers: list[nn.Module] = []
+    widths = (channels, 16, 32, 32)
+    for i, k in enumerate(kernels):
+        layers += [conv(widths[i], widths[i + 1], k, padding=k // 2), nn.ReLU()]
+        if i < 2:
+            layers.append(copy.deepcopy(pool))
+    return nn.Sequential(*layers, head, nn.Flatten(), nn.Linear(32, classes))
+
+
 def shapes_cnn(classes: int = 4) -> nn.Sequential:
-    """Conv 16-32-32 with ReLU, two max-pools, global average pooling and a linear head."""
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, classes),
-    )
+    """The image CNN: 3x3 convolutions, 2x2 max-pools, global average pooling."""
+    return _small_cnn(nn.Conv2d, nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), 3, (3, 3, 3), classes)
 
 
 def tones_cnn(channels: int = 4, classes: int = 4) -> nn.Sequential:
-    """A 1-D CNN over time: conv 16-32-32 with ReLU, two max-pools, global max pooling, linear head."""
-    return nn.Sequential(
-        nn.Conv1d(channels, 16, 9, padding=4),
-        nn.ReLU(),
-        nn.MaxPool1d(4),
-        nn.Conv1d(16, 32, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool1d(4),
-        nn.Conv1d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveMaxPool1d(1),
-        nn.Flatten(),
-        nn.Linear(32, classes),
-    )
+    """The 1-D CNN over time: kernels 9, 5, 3, max-pools of 4, global max pooling."""
+    return _small_cnn(nn.Conv1d, nn.MaxPool1d(4), nn.AdaptiveMaxPool1d(1), channels, (9, 5, 3), classes)
 
 
 def train_classifier(
