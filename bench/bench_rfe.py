@@ -18,6 +18,8 @@ Printed, all measured in this one run:
 * the sequential cost (the sum of every selector's round times, what a plain per-selector loop spends
   with this trainer) over the wall time: the gain of shared trainings and worker processes;
 * the number of trainings run against the number a plain loop runs;
+* the CPU seconds of the run (this process and its workers), which a busy machine does not inflate much:
+  CPU / workers estimates the wall time on an otherwise idle machine;
 * a fidelity table: final precision and test MAE per formula and selector beside the paper's numbers.
 
 ``original``: one formula and one attribution method run twice in the same process, on one core: as the
@@ -33,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -77,6 +80,12 @@ def machine() -> str:
     )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have exited."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def figure7_configs(args: argparse.Namespace) -> list[RFEConfig]:
     train = TrainConfig(epochs=args.epochs, snapshots=1)
     return [
@@ -99,6 +108,7 @@ def bench_figure7(args: argparse.Namespace) -> dict:
     before = machine()
     print(f"machine: {before}; {args.workers} worker process(es); cache {cache.root}", flush=True)
     start = time.perf_counter()
+    cpu_start = _cpu_seconds()
     done = [0]
 
     def report(**e: object) -> None:
@@ -109,6 +119,7 @@ def bench_figure7(args: argparse.Namespace) -> dict:
 
     results = run_rfe_many(configs, cache=cache, device="cpu", workers=args.workers, report=report)
     wall = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start  # this process and its (finished) worker processes
     after = machine()
     trainings = len(cache.entries(MODEL_KIND))
     nn = [s for s in SELECTORS if s not in ("linear", "svm", "tree")]
@@ -161,6 +172,8 @@ def bench_figure7(args: argparse.Namespace) -> dict:
         "wall_over_target": wall / TARGET_SECONDS,
         "original_s": [lo, hi],
         "wall_over_original": [wall / hi, wall / lo],
+        "cpu_s": cpu,
+        "cpu_over_workers_s": cpu / args.workers,
         "sequential_s": sequential,
         "sequential_over_wall": sequential / wall,
         "trainings": trainings,
@@ -174,6 +187,11 @@ def bench_figure7(args: argparse.Namespace) -> dict:
         f"{wall / hi:.3f}-{wall / lo:.3f} x the original's {lo / 60:.0f}-{hi / 60:.0f} min; "
         f"sequential cost {sequential:.0f} s = {sequential / wall:.2f} x wall; "
         f"{trainings} trainings instead of {plain_trainings}"
+    )
+    print(
+        f"CPU time of the run (this process and its workers) {cpu:.0f} s: on an otherwise idle machine the wall time "
+        f"would be about {cpu / args.workers:.0f} s (CPU / {args.workers} workers) = "
+        f"{cpu / args.workers / TARGET_SECONDS:.2f} x the target"
     )
     print(f"machine after: {after}")
     if args.json:
