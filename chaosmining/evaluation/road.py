@@ -33,7 +33,7 @@ from .common import (
 from .estimators import estimator_scores
 from .imputation import IMPUTERS, fit_imputer
 from .removal import AGGREGATIONS, POSTPROCESS, rank_units, removal_mask
-from .roar import DEFAULT_ROAR_METHODS, Variant, default_fractions, read_removal, variants_for
+from .roar import DEFAULT_ROAR_METHODS, Variant, baseline_verdicts, default_fractions, variants_for
 from .tasks import LoadedTask, load_task
 
 __all__ = ["RoadConfig", "RoadResult", "run_road", "road_curves", "ORDERS"]
@@ -136,15 +136,16 @@ class RoadResult:
     def reading(self) -> str:
         parts = []
         for imp, orders in self.curves.items():
-            if "morf" in orders:
-                parts.append(
-                    f"**{IMPUTERS.get(imp).display_name}, MoRF.** "
-                    + read_removal(orders["morf"], self.task, keep=False, retrained=False).split(". ", 1)[-1]
-                )
+            name = IMPUTERS.get(imp).display_name
+            for order, higher, shown in (("morf", False, "MoRF"), ("lerf", True, "LeRF")):
+                if order in orders:
+                    verdicts = baseline_verdicts(orders[order], higher_is_better=higher)
+                    if verdicts:
+                        parts.append(f"**{name}, {shown}.** " + " ".join(verdicts))
             rho = self.consistency(imp)
             if rho is not None:
                 parts.append(
-                    f"With {IMPUTERS.get(imp).display_name} imputation, MoRF and LeRF rank the estimators with Spearman "
+                    f"With {name} imputation, MoRF and LeRF rank the {len(orders['morf'])} estimators with Spearman "
                     f"{rho:.2f} ({'consistent' if rho > 0.5 else 'inconsistent'}; ROAD's claim is that imputation makes "
                     "them agree)."
                 )

@@ -334,21 +334,13 @@ class RoarResult:
         return read_removal(self.main, self.task, keep=self.config.keep, retrained=self.config.retrain)
 
 
-def read_removal(curves: Mapping[str, Curve], task: Mapping[str, Any], *, keep: bool, retrained: bool) -> str:
-    """Which estimators beat random (and by how much of the way to the oracle), in words."""
-    if not curves:
-        return ""
-    name = task.get("score_name", "score")
-    better = "higher" if keep else "lower"
+def baseline_verdicts(curves: Mapping[str, Curve], *, higher_is_better: bool) -> list[str]:
+    """Sentences: which estimators beat the random ranking (area under the curve, by more than 0.01) and how
+    much of the way from random to the ground-truth oracle the best one goes."""
     area = {k: c.area() for k, c in curves.items()}
-    text = [
-        f"Each curve is the {name} of a model {'retrained' if retrained else 'left as trained'} after "
-        f"{'keeping only' if keep else 'removing'} the top-ranked units; a {better} curve means the ranking found more "
-        f"of what the model needs (chance {task.get('chance', float('nan')):.2f}, unmodified model "
-        f"{task.get('base_score', float('nan')):.2f})."
-    ]
+    text = []
     if "random" in area:
-        sign = 1 if keep else -1
+        sign = 1 if higher_is_better else -1
         beat = [curves[k].label for k in area if k != "random" and sign * (area[k] - area["random"]) > 0.01]
         lost = [curves[k].label for k in area if k != "random" and sign * (area[k] - area["random"]) < -0.01]
         if beat:
@@ -364,8 +356,24 @@ def read_removal(curves: Mapping[str, Curve], task: Mapping[str, Any], *, keep: 
         if gap:
             best = max(gap, key=gap.get)
             text.append(
-                f"{best} closes {gap[best]:.0%} of the gap between random and the ground-truth oracle (area under the curve)."
+                f"{best} goes {gap[best]:.0%} of the way from random to the ground-truth oracle (area under the curve)."
             )
+    return text
+
+
+def read_removal(curves: Mapping[str, Curve], task: Mapping[str, Any], *, keep: bool, retrained: bool) -> str:
+    """Which estimators beat random (and by how much of the way to the oracle), in words."""
+    if not curves:
+        return ""
+    name = task.get("score_name", "score")
+    better = "higher" if keep else "lower"
+    text = [
+        f"Each curve is the {name} of a model {'retrained' if retrained else 'left as trained'} after "
+        f"{'keeping only' if keep else 'removing'} the top-ranked units; a {better} curve means the ranking found more "
+        f"of what the model needs (chance {task.get('chance', float('nan')):.2f}, unmodified model "
+        f"{task.get('base_score', float('nan')):.2f})."
+    ]
+    text += baseline_verdicts(curves, higher_is_better=keep)
     if not retrained:
         text.append(
             "Without retraining, a drop also reflects the distribution shift of the replaced values, not only "
