@@ -751,11 +751,17 @@ def _check_deeplift_rules(model: nn.Module, method: str, trace: ModelTrace | Non
             if isinstance(m, KNOWN_NONLINEAR) and type(m) not in SUPPORTED_NON_LINEAR
         }
     )
-    if missing:
+    ruled = any(type(m) in SUPPORTED_NON_LINEAR for m in model.modules())
+    if missing and not ruled:
         notes.append(
             f"DeepLift has no rule for {', '.join(missing)}: Captum back-propagates the plain gradient through "
             "it, so on this model 'deeplift' computes Input x Gradient, (x - baseline) * dF/dx, not DeepLift's "
             "Rescale rule. Choose the ReLU, Tanh or ELU activation for genuine DeepLift."
+        )
+    elif missing:
+        notes.append(
+            f"DeepLift has no rule for {', '.join(missing)}: Captum back-propagates the plain gradient through "
+            "it, so DeepLift's Rescale rule applies only to the model's other non-linearities."
         )
     recurrent = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
     if recurrent:
@@ -795,7 +801,8 @@ def _check_relu_modules(model: nn.Module, method: str, trace: ModelTrace | None)
             for m in model.modules()
             if isinstance(m, KNOWN_NONLINEAR + tuple(SUPPORTED_NON_LINEAR))
             and not isinstance(m, nn.ReLU)
-            and not isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Softmax))
+            and "Pool" not in type(m).__name__
+            and "Softmax" not in type(m).__name__
         }
     )
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):

@@ -28,6 +28,7 @@ from chaosmining.evaluation import (
 )
 from chaosmining.evaluation.estimators import CONTROLS
 from chaosmining.evaluation.sanity import DEFAULT_SANITY_METHODS
+from chaosmining.evaluation.tasks import preflight_notes
 from ui.common import init_defaults, method_params_widgets, persist, setup_page
 from ui.evaluation import conclude, export, parse_fractions, section
 
@@ -120,6 +121,10 @@ try:
 except ChaosMiningError as exc:
     st.error(str(exc))
     st.stop()
+
+# Pre-flight: what the hook-based methods will compute on this task's architecture, before any run.
+for method, note, fatal in preflight_notes(task, [*methods, *st.session_state.get(P + "sanity_methods", [])]):
+    (st.error if fatal else st.warning)(f"{estimator_label(method)}: {note}", icon=":material/info:")
 
 tabs = st.tabs(["16-d example", "ROAR / KAR", "ROAD", "Blur bias", "Sanity checks", "Faithfulness"])
 

@@ -63,3 +63,14 @@ def test_tabular_task_explains_why_the_blur_section_needs_images():
     assert not at.exception
     assert any("needs neighbouring units" in i.value for i in at.info)
     assert at.selectbox(key="ev_formula").value == "7"
+
+
+def test_preflight_notes_appear_before_any_run():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    _wait_for_jobs("eval-roar")
+    at.selectbox(key="ev_task").set_value("audio").run()
+    assert not at.exception
+    assert any("DeepLift has no rule for AdaptiveMaxPool1d" in w.value for w in at.warning) is False
+    at.multiselect(key="ev_methods").set_value(["saliency", "deeplift", "random"]).run()
+    assert any("DeepLift has no rule for AdaptiveMaxPool1d" in w.value for w in at.warning)

@@ -153,3 +153,13 @@ def test_loaded_tasks_share_one_interface():
         assert task.relevant_test.shape == (len(task.X_test), *task.unit_shape)
         assert task.fill().shape == task.X_train.shape[1:]
         assert 0.0 <= task.describe()["base_score"] <= 1.0
+
+
+def test_preflight_notes_come_from_the_untrained_architecture():
+    from chaosmining.evaluation.tasks import preflight_notes
+
+    notes = preflight_notes(TaskConfig(task="toy16"), ["guided_backprop", "saliency"])
+    assert notes == [("guided_backprop", notes[0][1], False)] and "equals the signed gradient" in notes[0][1]
+    assert preflight_notes(TaskConfig(task="vision"), ["deeplift", "guided_backprop"]) == []
+    audio = preflight_notes(TaskConfig(task="audio"), ["deeplift"])
+    assert len(audio) == 1 and "AdaptiveMaxPool1d" in audio[0][1] and "other non-linearities" in audio[0][1]

@@ -19,7 +19,7 @@ is aggregated over colour channels), (channel, time step) cells for audio.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "load_task",
     "task_names",
     "MODALITY_METHODS",
+    "preflight_notes",
 ]
 
 _OWNER = "TaskConfig"
@@ -273,7 +274,11 @@ Builder = Callable[[TaskConfig, str, Cache, Callable[[], bool] | None], LoadedTa
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A registered task. ``argument`` names what follows ``name:`` (``formula:7``), if anything."""
+    """A registered task. ``argument`` names what follows ``name:`` (``formula:7``), if anything.
+
+    ``skeleton(config, argument)`` returns an untrained model of the task's architecture and the shape of
+    one input, so that pre-flight checks can run before anything is trained.
+    """
 
     name: str
     display_name: str
@@ -281,6 +286,7 @@ class TaskSpec:
     description: str
     defaults: dict[str, int]
     build: Builder
+    skeleton: Callable[[TaskConfig, str], tuple[nn.Module, tuple[int, ...]]]
     argument: str | None = None
     check: Callable[[str], None] | None = None
 
@@ -524,6 +530,43 @@ def _build_vision_preset(config: TaskConfig, _arg: str, cache: Cache, stop: Call
     )
 
 
+def _formula_skeleton(config: TaskConfig, arg: str) -> tuple[nn.Module, tuple[int, ...]]:
+    from ..models.mlp import build_mlp
+
+    sym = _formula_configs(config, arg)
+    return build_mlp(sym.data.n_features, sym.model), (sym.data.n_features,)
+
+
+def _vision_preset_skeleton(config: TaskConfig, _arg: str) -> tuple[nn.Module, tuple[int, ...]]:
+    from ..experiments.vision import VisionConfig
+    from ..models.vision import build_model
+
+    vcfg = VisionConfig.from_preset("quick", seed=config.seed)
+    return build_model(vcfg.model, 10, vcfg.data.canvas, 0), (3, vcfg.data.canvas, vcfg.data.canvas)
+
+
+def preflight_notes(config: TaskConfig, methods: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """Pre-flight notes ``(method, message, fatal)`` for the task's architecture, before any training.
+
+    ``fatal`` notes name methods that cannot run on it (reused modules for DeepLift); the others say
+    what a hook-based method will compute instead (missing DeepLift rules, functional activations).
+    """
+    from ..attribution import METHODS, preflight
+
+    spec, arg = split_task(config.task)
+    model, shape = spec.skeleton(config, arg or "")
+    example = torch.zeros(1, *shape)
+    notes = []
+    for m in methods:
+        if m not in METHODS or not METHODS.get(m).checks:
+            continue
+        try:
+            notes += [(m, n, False) for n in preflight(model.eval(), m, example)]
+        except ConfigError as exc:
+            notes.append((m, str(exc), True))
+    return notes
+
+
 for _spec in (
     TaskSpec(
         "toy16",
@@ -532,6 +575,7 @@ for _spec in (
         "x = a z/10 + d eta + eps/10 with 4 informative dimensions, y = 1(z > 0), least squares.",
         {"n_train": 4000, "n_test": 4000, "epochs": 1},
         _build_toy16,
+        lambda config, arg: (nn.Linear(16, 1), (16,)),
     ),
     TaskSpec(
         "formula",
@@ -540,6 +584,7 @@ for _spec in (
         "A paper formula with 20 noise features, fitted by the symbolic MLP; scored by R^2.",
         {"n_train": 2000, "n_test": 500, "epochs": 300},
         _build_formula,
+        _formula_skeleton,
         argument="id",
         check=_check_formula,
     ),
@@ -550,6 +595,7 @@ for _spec in (
         "Four 6x6 shapes in a random colour at a random position on smoothed noise; a small CNN.",
         {"n_train": 2500, "n_test": 1000, "epochs": 6},
         _lite_builder(lite.make_shapes16, lite.shapes_cnn, "vision", "CNN 16-32-32"),
+        lambda config, arg: (lite.shapes_cnn(), (3, 16, 16)),
     ),
     TaskSpec(
         "audio",
@@ -558,6 +604,7 @@ for _spec in (
         "A 64-step tone (its frequency is the class) in one of 4 noisy channels; a small 1-D CNN.",
         {"n_train": 2500, "n_test": 1000, "epochs": 6},
         _lite_builder(lite.make_tones, lite.tones_cnn, "audio", "1-D CNN 16-32-32"),
+        lambda config, arg: (lite.tones_cnn(), (4, 256)),
     ),
     TaskSpec(
         "vision-quick",
@@ -567,6 +614,7 @@ for _spec in (
         "shares its trained model. Each retraining takes about a minute.",
         {"n_train": 4000, "n_test": 500, "epochs": 4},
         _build_vision_preset,
+        _vision_preset_skeleton,
     ),
 ):
     TASKS.register(_spec.name, _spec)
