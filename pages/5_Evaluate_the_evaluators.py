@@ -230,7 +230,7 @@ with tabs[1]:
                 _show(viz.roar_no_retrain_figure(r), "roar_noretrain", c2)
             conclude("roar", r)
 
-        n_fr = len(cfg.fractions) or 6
+        n_fr = len(cfg.fractions) or 5
         section(
             "roar",
             cfg,
@@ -334,7 +334,7 @@ with tabs[3]:
                     ),
                 )
 
-            n_fr = len(bcfg.fractions) or 6
+            n_fr = len(bcfg.fractions) or 5
             section(
                 "blur",
                 bcfg,

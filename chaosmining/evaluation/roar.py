@@ -61,13 +61,14 @@ _OWNER = "RoarConfig"
 
 
 def default_fractions(relevant_fraction: float, n_units: int) -> tuple[float, ...]:
-    """A grid dense below the share of relevant units ``rho``: ``rho/4, rho/2, rho, 2 rho``, then 0.5, 0.9.
+    """A grid dense below the share of relevant units ``rho``: ``rho/4, rho/2, rho, 2 rho``, then 0.5 (good
+    curves are at chance long before 0.9, which would only cost retrainings).
 
     When ``rho`` is a quarter or more (the 16-d toy) the standard grid 0.1, 0.3, ..., 0.9 is used.
     Fractions that name the same number of units are dropped.
     """
     rho = relevant_fraction
-    grid = STANDARD_FRACTIONS if rho >= 0.25 else (rho / 4, rho / 2, rho, 2 * rho, 0.5, 0.9)
+    grid = STANDARD_FRACTIONS if rho >= 0.25 else (rho / 4, rho / 2, rho, 2 * rho, 0.5)
     out: list[float] = []
     seen: set[int] = set()
     for f in sorted(round(min(0.95, g), 3) for g in grid):
