@@ -40,6 +40,10 @@ P = "aud_"
 D = AudioDataConfig()
 
 
+def _apply_preset() -> None:
+    st.session_state[P + "words"] = PRESETS.get(st.session_state[P + "preset"]).words
+
+
 def _reset() -> None:
     for k in [k for k in st.session_state if isinstance(k, str) and k.startswith(P)]:
         del st.session_state[k]
@@ -63,7 +67,7 @@ init_defaults(
         P + "structured_source": D.structured_source,
         P + "rfcx_root": "",
         P + "channels": D.channels,
-        P + "words": D.words,
+        P + "words": PRESETS.get("demo").words,
         P + "model": "tcn",
         P + "preset": "demo",
         P + "device": "auto",
@@ -120,7 +124,14 @@ sb.header("Model and training")
 model_name = sb.selectbox(
     "Model", AUDIO_MODELS.names(), format_func=lambda n: AUDIO_MODELS.get(n).display_name, key=P + "model"
 )
-preset = sb.selectbox("Preset", PRESETS.names(), format_func=lambda n: PRESETS.get(n).display_name, key=P + "preset")
+preset = sb.selectbox(
+    "Preset",
+    PRESETS.names(),
+    format_func=lambda n: PRESETS.get(n).display_name,
+    key=P + "preset",
+    on_change=_apply_preset,
+    help="Data size, training and evaluation. Choosing one also sets the word list to its own.",
+)
 sb.caption(PRESETS.get(preset).description)
 device = sb.selectbox("Device", ["auto", "cpu", "cuda"], key=P + "device", help="auto uses CUDA when present.")
 
@@ -166,7 +177,7 @@ st.markdown(
     f"**Setting {config.data.setting}**: {config.data.channels} channels, "
     f"{len(config.data.word_list)} words from {SOURCES.get(source).display_name.lower()}, "
     f"{background} background, speech in {'channel 0' if position == 'fixed' else 'a random channel'}; "
-    f"{AUDIO_MODELS.get(model_name).display_name}, {PRESETS.get(preset).display_name.lower()}."
+    f"{AUDIO_MODELS.get(model_name).display_name}, preset {PRESETS.get(preset).display_name}."
 )
 note = engine_note(source)
 if note:
@@ -264,7 +275,8 @@ def render_clip(result: Any) -> None:
         format_func=lambda ch: f"{ch}" + (" (speech)" if ch == ex["channel"] else ""),
         key=P + f"spec_channel_{example}",
     )
-    c1.plotly_chart(viz.spectrogram_figure(result, example, int(channel), method), key="aud_spec")
+    # theme=None: Streamlit's theme would replace the spectrogram's colour scale with its own
+    c1.plotly_chart(viz.spectrogram_figure(result, example, int(channel), method), key="aud_spec", theme=None)
     c2.plotly_chart(viz.channel_importance_bars(result, example), key="aud_clip_importance")
 
 

@@ -26,7 +26,10 @@ def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
     page.get_by_role("button", name="Train").click()
     # Progress while it trains; the channel bars when the result lands in the cache.
     bars = page.locator(".js-plotly-plot").filter(has_text="Channel importance per method")
-    bars.first.wait_for(timeout=240_000)
+    try:
+        bars.first.wait_for(timeout=480_000)
+    finally:
+        page.screenshot(path=str(SHOTS / "audio-debug.png"), full_page=True)
     assert page.get_by_test_id("stMetric").filter(has_text="Accuracy").is_visible()
     assert page.locator(".js-plotly-plot").filter(has_text="Channel FPrec").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0

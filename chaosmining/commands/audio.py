@@ -48,6 +48,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rfcx-root", default=None, help="a folder of RFCx .flac recordings for structured backgrounds")
     p.add_argument("--channels", type=int, default=None, help="channels per clip, speech included (paper: 10)")
     p.add_argument("--words", choices=list(WORD_SETS), default=None, help="all 35 words or the 10 core commands")
+    p.add_argument(
+        "--fresh-backgrounds",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="new background channels every epoch (default: the preset's; the paper's data set is fixed)",
+    )
     p.add_argument("--train-per-class", type=int, default=None)
     p.add_argument("--test-per-class", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
@@ -103,6 +109,7 @@ def config_from_args(a: argparse.Namespace) -> AudioConfig:
         rfcx_root=a.rfcx_root,
         channels=a.channels,
         words=a.words,
+        fresh_backgrounds=a.fresh_backgrounds,
         train_per_class=a.train_per_class,
         test_per_class=a.test_per_class,
     )

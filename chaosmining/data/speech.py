@@ -41,7 +41,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 from ..errors import ConfigError, DataError
 from ..registry import Registry
@@ -235,7 +234,7 @@ def espeak_word(word: str, speaker: str, rate: int, pitch: int, pitch_range: int
         engine.lib.espeak_ng_SetRandSeed(noise_seed)
         raw = engine.say(word, speaker, rate, pitch, pitch_range)
     g = np.gcd(SAMPLE_RATE, engine.rate)
-    wave = signal.resample_poly(raw.astype(np.float32) / 32768.0, SAMPLE_RATE // g, engine.rate // g)
+    wave = _signal().resample_poly(raw.astype(np.float32) / 32768.0, SAMPLE_RATE // g, engine.rate // g)
     return _trim(wave.astype(np.float32))
 
 
@@ -289,18 +288,24 @@ def _formant_table(n_classes: int) -> list[tuple[tuple[str | None, str], ...]]:
     return table
 
 
+def _signal():  # noqa: ANN202 - scipy.signal, imported on first use
+    from scipy import signal
+
+    return signal
+
+
 def _resonators(x: np.ndarray, formants: Sequence[float], bandwidths: Sequence[float]) -> np.ndarray:
     for f, bw in zip(formants, bandwidths):
         f = min(f, 0.45 * SAMPLE_RATE)
         r = np.exp(-np.pi * bw / SAMPLE_RATE)
         c = 2 * r * np.cos(2 * np.pi * f / SAMPLE_RATE)
-        x = signal.lfilter([1 - c + r * r], [1, -c, r * r], x)
+        x = _signal().lfilter([1 - c + r * r], [1, -c, r * r], x)
     return x
 
 
 def _band_noise(n: int, band: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    sos = signal.butter(2, [band[0], min(band[1], 7800)], btype="bandpass", fs=SAMPLE_RATE, output="sos")
-    return signal.sosfilt(sos, rng.standard_normal(n))
+    sos = _signal().butter(2, [band[0], min(band[1], 7800)], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return _signal().sosfilt(sos, rng.standard_normal(n))
 
 
 def _fade(n: int, ramp: int) -> np.ndarray:
@@ -351,7 +356,7 @@ def _voiced(n: int, f0: float, formants: Sequence[float], bws: Sequence[float], 
     inst = f0 * (1 + 0.02 * np.sin(2 * np.pi * rng.uniform(3, 6) * t))
     phase = np.cumsum(inst) / SAMPLE_RATE
     src = 2 * (phase % 1.0) - 1
-    src = signal.lfilter([1.0], [1.0, -0.9], src)  # -6 dB/octave tilt
+    src = _signal().lfilter([1.0], [1.0, -0.9], src)  # -6 dB/octave tilt
     out = _resonators(src, formants, bws)
     return out / (np.max(np.abs(out)) or 1.0)
 
@@ -435,6 +440,16 @@ def _render_items(engine: str, items: list[tuple]) -> tuple[np.ndarray, int]:
     return out, cropped
 
 
+# The worker imports this module without the chaosmining.data package's __init__ (which loads sympy).
+_WORKER = (
+    "import sys, types, chaosmining, pathlib; "
+    "pkg = types.ModuleType('chaosmining.data'); "
+    "pkg.__path__ = [str(pathlib.Path(chaosmining.__file__).parent / 'data')]; "
+    "sys.modules['chaosmining.data'] = pkg; "
+    "from chaosmining.data.speech import _serve; _serve()"
+)
+
+
 @contextlib.contextmanager
 def _worker_renders(engine: str) -> Iterator[Callable[[list[tuple]], tuple[np.ndarray, int]]]:
     """A fresh worker process that renders chunks in the order they are sent.
@@ -445,7 +460,7 @@ def _worker_renders(engine: str) -> Iterator[Callable[[list[tuple]], tuple[np.nd
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from chaosmining.data.speech import _serve; _serve()"],
+        [sys.executable, "-c", _WORKER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,

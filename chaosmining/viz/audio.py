@@ -81,7 +81,13 @@ def channel_importance_bars(result: AudioResult, example: int | None = None) -> 
         annotation_position="top left",
     )
     fig.add_hline(y=1 / c, line_dash="dash", line_color=FLOOR_COLOR, annotation_text=f"chance 1/{c}")
-    return _layout(fig, title, barmode="group", yaxis=dict(title="share of |attribution|", rangemode="tozero"))
+    return _layout(
+        fig,
+        title,
+        barmode="group",
+        yaxis=dict(title="share of |attribution|", rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.25),
+    )
 
 
 def channel_fprec_bars(result: AudioResult) -> go.Figure:
@@ -113,7 +119,7 @@ def channel_fprec_bars(result: AudioResult) -> go.Figure:
     )
     return _layout(
         fig,
-        f"Channel FPrec (speech channel's share) and top-1 hit rate; accuracy {result.accuracy:.1%}",
+        "Channel FPrec (speech channel's share) and top-1 hit rate",
         yaxis=dict(range=[0, 1.1], title="score"),
     )
 
@@ -216,7 +222,10 @@ def spectrogram_figure(
     fig.update_xaxes(title="time (s)")
     kind = "speech" if channel == ex["channel"] else "background"
     return _layout(
-        fig, f"Spectrogram of channel {channel} ({kind}) of clip {example}", legend=dict(orientation="h", y=-0.2)
+        fig,
+        f"Spectrogram of channel {channel} ({kind}) of clip {example}",
+        legend=dict(orientation="h", y=-0.2),
+        margin=dict(l=60, r=70, t=60, b=50),
     )
 
 
@@ -234,7 +243,7 @@ def attribution_over_time(result: AudioResult) -> go.Figure:
         fig.add_scatter(x=t, y=prof, mode="lines", line=dict(color=method_color(m)), name=method_label(m))
     return _layout(
         fig,
-        "Attribution over time within the speech channel (mean over clips)",
+        "Attribution over time in the speech channel",
         xaxis=dict(title="time (s)"),
         yaxis=dict(title="share per 10-ms bin", rangemode="tozero"),
     )
@@ -264,7 +273,12 @@ def audio_training_curves(result: AudioResult) -> go.Figure:
     fig.update_yaxes(title="loss", secondary_y=False)
     fig.update_yaxes(title="accuracy", range=[0, 1], secondary_y=True)
     fig.update_xaxes(title="epoch")
-    return _layout(fig, f"Training ({result.train_seconds:.0f} s on {result.device})")
+    return _layout(
+        fig,
+        f"Training ({result.train_seconds:.0f} s on {result.device})",
+        margin=dict(l=60, r=70, t=60, b=50),
+        legend=dict(orientation="h", y=-0.25),
+    )
 
 
 def background_whatif(results: Mapping[str, AudioResult]) -> go.Figure:
