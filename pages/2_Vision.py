@@ -34,6 +34,7 @@ from ui.vision import (
     cached_conditions,
     cached_result,
     conditions_key,
+    conditions_reading,
     gallery_images,
     job_key,
     model_cached,
@@ -373,6 +374,7 @@ with tab_whatif:
             st.rerun()
     if ready:
         st.plotly_chart(viz.conditions_figure(ready), key="vis_conditions")
+        st.markdown(conditions_reading(ready))
         rows = []
         for code, r in ready.items():
             row = {"condition": code, "accuracy": r.accuracy, "random-map IoU": r.random_iou}

@@ -36,6 +36,7 @@ __all__ = [
     "gallery_images",
     "availability",
     "reading",
+    "conditions_reading",
 ]
 
 
@@ -152,6 +153,25 @@ def availability(architecture: str, methods: list[str], canvas: int) -> dict[str
         probe = canvas
     model = _probe_model(architecture, probe)
     return {m: method_availability(model, architecture, m, probe) if m in needs_model else (None, []) for m in methods}
+
+
+def conditions_reading(results: dict[str, VisionResult]) -> str:
+    """The paper's two questions asked of the cached conditions: fixed vs random position, RB vs SB."""
+    lines = []
+    pairs = (("FP", "RP", "fixed", "random position"), ("RB", "SB", "random", "structured background"))
+    for a, b, word, what in pairs:
+        for code_a, ra in results.items():
+            code_b = code_a.replace(a, b)
+            rb = results.get(code_b)
+            if a not in code_a or rb is None:
+                continue
+            common = [m for m in ra.scores if m in rb.scores and not METHODS.get(m).is_control]
+            ious = ", ".join(f"{METHODS.get(m).short} {ra.scores[m].iou:.2f} vs {rb.scores[m].iou:.2f}" for m in common)
+            lines.append(
+                f"- **{code_a} vs {code_b}** ({word} vs {what}): accuracy {ra.accuracy:.0%} vs {rb.accuracy:.0%}; "
+                f"IoU {ious}."
+            )
+    return "\n".join(lines)
 
 
 def reading(result: VisionResult) -> str:
