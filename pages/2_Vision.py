@@ -35,6 +35,7 @@ from ui.vision import (
     cached_result,
     conditions_key,
     conditions_reading,
+    data_problem,
     gallery_images,
     job_key,
     model_cached,
@@ -186,6 +187,10 @@ st.markdown(
     f"{POSITIONS.get(position).display_name} position; {config.data.canvas}-px canvas, "
     f"{config.data.foreground_size}-px foreground ({config.data.area_fraction:.1%} of the image)."
 )
+problem = data_problem(config)
+if problem:
+    st.error(problem)
+    st.stop()
 try:
     avail = availability(model_name, methods, config.data.canvas)
 except ChaosMiningError as exc:

@@ -54,3 +54,13 @@ def test_a_method_that_does_not_suit_the_architecture_is_explained():
     at.selectbox(key="vis_model").set_value("resnet18").run()
     assert not at.exception
     assert any("DeepLift is unavailable for resnet18" in w.value for w in at.warning)
+
+
+def test_a_data_root_without_the_published_layout_is_explained_at_once(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    at = _page()
+    at.selectbox(key="vis_foreground").set_value("published")
+    at.text_input(key="vis_data_root").set_value(str(tmp_path)).run()
+    assert not at.exception
+    msg = " ".join(e.value for e in at.error)
+    assert "published ChaosMining vision layout" in msg and "Found in data_root: notes.txt" in msg

@@ -10,6 +10,7 @@ import streamlit as st
 
 from chaosmining.attribution import METHODS
 from chaosmining.config import stable_hash
+from chaosmining.data.vision import BACKGROUNDS, FOREGROUNDS
 from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.vision import (
     MODEL_KIND,
@@ -35,6 +36,7 @@ __all__ = [
     "cached_conditions",
     "gallery_images",
     "availability",
+    "data_problem",
     "reading",
     "conditions_reading",
 ]
@@ -132,6 +134,31 @@ def gallery_images(result: VisionResult) -> np.ndarray | None:
     except ChaosMiningError as exc:
         st.error(f"The gallery images could not be made again: {exc}")
         return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _check_data(data_json: str, seed: int) -> str | None:
+    from chaosmining.data.vision import VisionDataConfig, make_vision_data
+
+    try:
+        make_vision_data(VisionDataConfig(**json.loads(data_json)), seed, splits=("val",))
+    except ChaosMiningError as exc:
+        return str(exc)
+    return None
+
+
+def data_problem(config: VisionConfig) -> str | None:
+    """Why the data of ``config`` cannot be read (a wrong data root, a missing file), or ``None``.
+
+    Only sources read from disk are opened here; generated ones cannot fail this way.
+    """
+    needs = [
+        FOREGROUNDS.get(config.data.foreground).needs_root or config.data.foreground == "fashion_mnist",
+        BACKGROUNDS.get(config.data.background).needs_root,
+    ]
+    if not any(needs):
+        return None
+    return _check_data(json.dumps(config.data.to_dict()), config.seed)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
