@@ -284,3 +284,15 @@ def test_every_embedded_table_prepares_with_its_truth(name, tmp_cache):
     assert data.true_features == tuple(range(n_true))
     assert set(np.unique(data.y_train)) == {0.0, 1.0} and abs(data.y_train.mean() - 0.5) < 0.05  # undersampled
     assert config.resolved_target(data.n_features, data.true_features) == n_true
+
+
+def test_plan_counts_the_trainings_a_plain_loop_would_need():
+    from chaosmining.experiments.rfe import plan_rfe
+
+    z = np.zeros((10, 12), dtype=np.float32)
+    data = SelectionData("t", "regression", z, z[:, 0], z, z[:, 0], z, z[:, 0], [f"x{i}" for i in range(12)], (0, 1, 2))
+    uni = plan_rfe(_config(), data)
+    assert uni.schedule == [12, 6, 3] and uni.trainings == 1 + 4 * 2  # round 1 shared by the 4 NN selectors
+    bi = plan_rfe(_config(strategy="bi"), data)
+    assert bi.trainings == uni.trainings + 2 * 3 and bi.estimated_seconds > uni.estimated_seconds
+    assert plan_rfe(_config(selectors=("linear",)), data).trainings == 0
