@@ -221,7 +221,7 @@ def render_channels(result: Any) -> None:
     done_job = jobs().get(job_key(result.config, result.eval))
     c[4].metric(
         "Source",
-        "trained now" if done_job is not None and done_job.status == "done" else "cache",
+        "new" if done_job is not None and done_job.status == "done" else "cache",
         help=f"loaded in {result.seconds:.2f} s",
     )
     if result.cache_note:

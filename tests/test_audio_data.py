@@ -180,6 +180,14 @@ def test_published_layout_loader_reads_a_tiny_fake_folder(tmp_path, tmp_cache):
     assert find_published(tmp_path / "RBFP", "RBFP") == tmp_path / "RBFP"  # the setting folder itself works too
 
 
+def test_published_files_at_another_rate_or_length_are_converted_and_reported(tmp_path, tmp_cache):
+    _published(tmp_path, sr=8000, seconds=1.5)
+    cfg = AudioDataConfig(source="published", data_root=str(tmp_path), train_per_class=0, test_per_class=0)
+    split, _, notes = load_split(cfg, "train", 0, cache=tmp_cache)
+    assert split.batch(np.arange(2)).shape == (2, 10, CLIP_SAMPLES)
+    assert any("resampled from 8000 Hz" in n for n in notes) and any("cropped from 1.50 s" in n for n in notes)
+
+
 def test_published_layout_with_the_wrong_channel_count_is_rejected(tmp_path, tmp_cache):
     _published(tmp_path, channels=8)
     cfg = AudioDataConfig(source="published", data_root=str(tmp_path), train_per_class=0, test_per_class=0)

@@ -135,8 +135,19 @@ def test_cli_prints_the_json_contract(tmp_path, capsys):
     for key in ("accuracy", "channel_fprec", "chance", "seconds", "cached"):
         assert key in out
     assert set(out["channel_fprec"]) == {"saliency", "feature_ablation"} and out["chance"] == pytest.approx(1 / 3)
-    assert main(args) == 0
+    export = tmp_path / "export"
+    assert main([*args, "--export", str(export), "--export-formats", "html,csv"]) == 0
     assert json.loads(capsys.readouterr().out)["cached"] is True
+    names = {p.name for p in export.iterdir()}
+    assert {"bundle.json", "scores.csv", "channel_importance.html", "channel_fprec.csv"} <= names
+    wav = next(p for p in export.iterdir() if p.suffix == ".wav")
+    import soundfile as sf
+
+    data, rate = sf.read(str(wav))
+    assert rate == 16_000 and data.shape == (16_000, 3)  # the published layout's (samples, channels)
+    assert main(["rerun", str(export / "bundle.json"), "--cache-dir", str(tmp_path), "--json"]) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    assert rerun["cached"] and rerun["max_channel_fprec_difference_from_bundle"] == 0
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,17 @@ def test_every_method_gives_a_finite_attribution_of_the_input_shape(arch, method
     assert model.training is False  # attributed in eval mode
 
 
+def test_recurrent_models_are_attributed_without_cudnn_on_a_gpu():
+    from chaosmining.experiments.audio import _no_cudnn
+
+    with _no_cudnn(torch.device("cuda"), recurrent=True):
+        assert torch.backends.cudnn.enabled is False  # cuDNN's RNN backward refuses eval mode
+    with _no_cudnn(torch.device("cuda"), recurrent=False):
+        assert torch.backends.cudnn.enabled is True
+    with _no_cudnn(torch.device("cpu"), recurrent=True):
+        assert torch.backends.cudnn.enabled is True
+
+
 def test_feature_ablation_gives_one_value_per_channel():
     res = attribute(_model("tcn"), _x(1), "feature_ablation", target=1, feature_mask=channel_mask(C))
     per_channel = res.values[0]

@@ -32,8 +32,9 @@ def test_default_page_opens_on_the_shipped_demo_results():
     assert "Accuracy" in _labels(at) and "Best channel FPrec" in _labels(at)
     assert len(at.get("plotly_chart")) >= 4
     assert any(b.label == "Train" for b in at.button) is False
-    # the what-if has both backgrounds shipped for the default model
-    assert any("background" in str(df.value.columns.tolist()) for df in at.dataframe)
+    # the what-if compares both backgrounds, shipped for the default model
+    whatif = [df.value for df in at.dataframe if "background" in df.value.columns]
+    assert whatif and sorted(whatif[0]["background"]) == ["random", "structured"]
 
 
 def test_quick_run_trains_polls_and_renders_channel_bars():

@@ -762,8 +762,9 @@ def load_split(
             _, words = _read_metadata(folder / "train", None, config.channels, 0, seed)
             val = folder / "val" if (folder / "val").is_dir() else folder / "test"
             data, _ = _read_metadata(val, words, config.channels, config.test_per_class, seed)
-        if len(data):
-            read_wav(data.folder / data.files[0], channels=config.channels)  # fail early on a wrong channel count
+        if len(data):  # fail early on a wrong channel count; say once what every clip goes through
+            _, first = read_wav(data.folder / data.files[0], channels=config.channels)
+            notes += [f"The {split} files are {n.split(' (')[0]}: every clip is made 1 s at 16 kHz." for n in first]
     else:
         data, more = _composed_split(config, split, seed, cache, progress)
         notes += [n for n in more if n not in notes]
