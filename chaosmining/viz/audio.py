@@ -181,7 +181,14 @@ def waveforms_figure(result: AudioResult, example: int = 0, method: str | None =
         f"Clip {example}: '{ex['word']}' in channel {ex['channel']} (predicted '{ex['predicted']}'); "
         f"shaded: {method_label(method)}"
     )
-    return _layout(fig, title, height=max(380, 70 * c), legend=dict(orientation="h", y=-0.08))
+    height = max(380, 70 * c)
+    return _layout(
+        fig,
+        title,
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=95),
+        legend=dict(orientation="h", yanchor="top", y=-60 / height),
+    )
 
 
 def spectrogram_db(wave: np.ndarray, n_fft: int = 512, hop: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
