@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_attribution_core import _linear
 from torch import nn
 
 from chaosmining.attribution import (
@@ -22,14 +23,6 @@ from chaosmining.attribution import (
 )
 from chaosmining.errors import ConfigError
 from chaosmining.models.mlp import MLPConfig, build_mlp
-
-
-def _linear(w: list[float], b: float = 0.3) -> nn.Linear:
-    lin = nn.Linear(len(w), 1)
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor([w]))
-        lin.bias.fill_(b)
-    return lin
 
 
 def _tiny_cnn() -> nn.Module:
