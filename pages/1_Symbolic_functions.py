@@ -19,8 +19,8 @@ from chaosmining.training import OPTIMIZERS, TrainConfig
 from ui.common import export_section, fmt, init_defaults, jobs, method_params_widgets, persist, setup_page, show_job
 from ui.symbolic import (
     cached_result,
-    deeplift_note,
     load_sweep,
+    preflight_notes,
     reading,
     restore_widgets,
     result_key,
@@ -175,8 +175,7 @@ except ChaosMiningError as exc:
     st.error(str(exc))
     st.stop()
 
-note = deeplift_note(config, ev)
-if note:
+for note in preflight_notes(config, ev):
     st.warning(note, icon=":material/info:")
 
 tab_results, tab_whatif, tab_export = st.tabs(["Results", "What-if sweep", "Export"])

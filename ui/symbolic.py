@@ -24,7 +24,7 @@ from ui.common import get_cache, jobs
 __all__ = [
     "result_key",
     "cached_result",
-    "deeplift_note",
+    "preflight_notes",
     "submit_training",
     "submit_sweep",
     "sweep_key",
@@ -65,11 +65,19 @@ def cached_result(config: SymbolicConfig, ev: EvalConfig) -> SymbolicResult | No
         return None
 
 
-def deeplift_note(config: SymbolicConfig, ev: EvalConfig) -> str | None:
-    if "deeplift" not in ev.methods:
-        return None
-    notes = preflight(build_mlp(config.data.n_features, config.model), "deeplift")
-    return notes[0] if notes else None
+def preflight_notes(config: SymbolicConfig, ev: EvalConfig) -> list[str]:
+    """What each selected method's pre-flight check says about this architecture, before a run."""
+    import torch
+
+    model = build_mlp(config.data.n_features, config.model)
+    example = torch.zeros(1, config.data.n_features)
+    notes = []
+    for m in ev.methods:
+        try:
+            notes += [f"**{METHODS.get(m).display_name}**: {n}" for n in preflight(model, m, example)]
+        except ChaosMiningError as exc:
+            notes.append(f"**{METHODS.get(m).display_name}**: {exc}")
+    return notes
 
 
 def widget_state(prefix: str) -> dict[str, Any]:
