@@ -71,12 +71,13 @@ def machine() -> str:
     )
 
 
-def bench_train(canvases: list[int], steps: int) -> None:
+def bench_train(canvases: list[int], steps: int, models: list[str]) -> None:
     """Images per second of training steps (forward, backward, AdamW) per architecture and canvas."""
     print(f"## training throughput ({machine()})")
     for canvas in canvases:
         rows = []
-        for name, spec in ARCHITECTURES.items():
+        for name in models:
+            spec = ARCHITECTURES.get(name)
             try:
                 spec.check_canvas(canvas)
             except Exception as exc:  # noqa: BLE001 - report and go on
@@ -219,6 +220,7 @@ def main() -> None:
     ap.add_argument("what", nargs="?", default="all", choices=["train", "attribution", "page", "fidelity", "all"])
     ap.add_argument("--canvases", default="112,224", help="canvases for 'train' (the quick and demo presets')")
     ap.add_argument("--steps", type=int, default=5, help="timed training steps (2 for the torchvision models)")
+    ap.add_argument("--models", default=",".join(ARCHITECTURES.names()), help="architectures for 'train'")
     ap.add_argument("--images", type=int, default=16, help="images for 'attribution'")
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--preset", default="demo")
@@ -229,7 +231,7 @@ def main() -> None:
     configure_threads()
     np.seterr(all="ignore")
     if a.what in ("train", "all"):
-        bench_train([int(c) for c in a.canvases.split(",")], a.steps)
+        bench_train([int(c) for c in a.canvases.split(",")], a.steps, a.models.split(","))
     if a.what in ("attribution", "all"):
         bench_attribution(a.images)
     if a.what in ("page", "all"):
