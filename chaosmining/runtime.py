@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing.context as mp_context
 import os
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from .validation import param_error
 
-__all__ = ["configure_threads", "resolve_device", "DeviceInfo", "device_info", "THREADS_ENV", "DEVICE_ENV"]
+__all__ = [
+    "configure_threads",
+    "resolve_device",
+    "spawn_context", "DeviceInfo", "device_info", "THREADS_ENV", "DEVICE_ENV"]
 
 THREADS_ENV = "CHAOSMINING_THREADS"
 DEVICE_ENV = "CHAOSMINING_DEVICE"
@@ -67,3 +76,41 @@ def device_info() -> DeviceInfo:
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
     )
+
+
+_main_lock = threading.Lock()
+
+
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """Hide the parent's ``__main__`` while a spawned process is prepared.
+
+    A spawned child re-runs the parent's main script unless told otherwise. Under Streamlit that
+    script is the page (or an ``AppTest`` temp file that cannot run outside the app), so workers would
+    re-render the page or die on start-up. Library workers only need library functions, so they start
+    from an empty ``__main__`` instead.
+    """
+    with _main_lock:
+        real = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if real is not None:
+                sys.modules["__main__"] = real
+
+
+class _LibrarySpawnProcess(mp_context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj):  # noqa: N802 - multiprocessing's name
+        with _bare_main():
+            return mp_context.SpawnProcess._Popen(process_obj)
+
+
+class _LibrarySpawnContext(mp_context.SpawnContext):
+    Process = _LibrarySpawnProcess
+
+
+def spawn_context() -> mp_context.SpawnContext:
+    """The ``spawn`` multiprocessing context for library worker pools (see :func:`_bare_main`)."""
+    return _LibrarySpawnContext()

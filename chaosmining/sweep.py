@@ -8,7 +8,6 @@ fast as one two-threaded training). On CUDA the cells run one after another on t
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -26,7 +25,7 @@ from .data.formulas import FORMULAS
 from .errors import ChaosMiningError, ConfigError, JobCancelled
 from .experiments.symbolic import RESULT_KIND, EvalConfig, SymbolicConfig, _result_key, run_symbolic
 from .registry import Registry
-from .runtime import configure_threads, resolve_device
+from .runtime import configure_threads, resolve_device, spawn_context
 from .training import OPTIMIZERS
 from .validation import check_int
 
@@ -354,7 +353,7 @@ def run_sweep(
     elif todo:
         stop_file = Path(tempfile.gettempdir()) / f"chaosmining-stop-{os.getpid()}-{time.time_ns()}"
         ev = config.eval.to_dict()
-        ctx = mp.get_context("spawn")
+        ctx = spawn_context()
         with ProcessPoolExecutor(
             max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(1,)
         ) as pool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import threading
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from chaosmining.cache import Cache
 from chaosmining.errors import CacheCorruptError
+from chaosmining.runtime import spawn_context
 
 
 def _build_counter(folder: Path, counter: Path | None = None, sleep: float = 0.0) -> dict:
@@ -89,7 +89,7 @@ def _process_request(root: str, counter: str) -> str:
 
 def test_two_processes_asking_for_the_same_configuration_build_it_once(tmp_path):
     counter = tmp_path / "count"
-    with mp.get_context("spawn").Pool(2) as pool:
+    with spawn_context().Pool(2) as pool:
         statuses = pool.starmap(_process_request, [(str(tmp_path / "c"), str(counter))] * 2)
     assert counter.read_text() == "x"
     assert sorted(statuses) == ["built", "hit"]

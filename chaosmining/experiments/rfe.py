@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -45,7 +44,7 @@ from ..errors import ChaosMiningError, DataError, JobCancelled
 from ..metrics import mae
 from ..models.mlp import MLPConfig
 from ..registry import Registry
-from ..runtime import configure_threads, resolve_device
+from ..runtime import configure_threads, resolve_device, spawn_context
 from ..selection import (
     attribution_importance,
     classic_rfe,
@@ -1178,7 +1177,7 @@ class _Scheduler:
             else:
                 self.executor = ProcessPoolExecutor(
                     max_workers=self.workers,
-                    mp_context=mp.get_context("spawn"),
+                    mp_context=spawn_context(),
                     initializer=_worker_init,
                     initargs=(1,),
                 )
