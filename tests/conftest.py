@@ -150,25 +150,56 @@ def page(browser):
 
 
 def wait_for_app(page, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished running the page's script."""
+    """Wait until Streamlit has finished running the page's script (the app root's script state)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        "() => { const a = document.querySelector('[data-testid=stApp]');"
+        " const s = a && a.getAttribute('data-test-script-state');"
+        " return s === 'notRunning' || s === 'initial'; }",
         timeout=timeout,
     )
 
 
-def set_number(page, label: str, value: str) -> None:
-    """Type ``value`` into the number input labelled ``label`` and wait for the rerun."""
-    box = page.get_by_label(label, exact=True)
+def _widget(page, testid: str, label: str, scope: str | None):
+    root = page.locator(scope) if scope else page
+    return (
+        root.get_by_test_id(testid)
+        .filter(has=page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True))
+        .filter(visible=True)
+        .first
+    )
+
+
+def set_number(page, label: str, value: str, *, scope: str | None = None) -> None:
+    """Type ``value`` into the number input labelled ``label``, then wait until the rerun has shown it."""
+    from playwright.sync_api import expect
+
+    wait_for_app(page)
+    box = _widget(page, "stNumberInput", label, scope).locator("input")
     box.fill(value)
     box.press("Enter")
     wait_for_app(page)
+    expect(box).to_have_value(value, timeout=30_000)
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the select box labelled ``label`` and wait for the rerun."""
-    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_for_app(page)
+def choose(page, label: str, option: str, *, scope: str | None = None, exact: bool = True, attempts: int = 4) -> None:
+    """Pick ``option`` in the select box labelled ``label``; retried when a rerun replaces the popup."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    box = _widget(page, "stSelectbox", label, scope)
+    value = box.get_by_role("combobox")  # Streamlit's select box is a combo box; its input holds the choice
+    for _ in range(attempts):
+        wait_for_app(page)
+        try:
+            if value.input_value(timeout=30_000) == option or (not exact and option in value.input_value()):
+                return
+            box.get_by_role("button", name="Open").click(timeout=15_000)
+            page.get_by_role("option", name=option, exact=exact).first.click(timeout=15_000)
+            if exact:
+                expect(value).to_have_value(option, timeout=30_000)
+            wait_for_app(page)
+            return
+        except (PlaywrightTimeout, AssertionError):
+            page.keyboard.press("Escape")
+    raise AssertionError(f"could not choose {option!r} in the select box {label!r}")

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, wait_for_app
+from conftest import SHOTS, choose, set_number, wait_for_app
+
+SIDEBAR = '[data-testid="stSidebar"]'
 
 pytestmark = pytest.mark.browser
-
-
-def _set_number(page, label: str, value: str) -> None:
-    box = page.locator('[data-testid="stSidebar"]').get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    wait_for_app(page)
-
-
-def _choose(page, label: str, option: str) -> None:
-    boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
-    boxes.filter(has=page.get_by_text(label, exact=True)).first.click()
-    page.get_by_role("option", name=option).first.click()
-    wait_for_app(page)
 
 
 def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
@@ -27,12 +15,12 @@ def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
     wait_for_app(page)
     page.get_by_text("Setting RBFP").first.wait_for()
     page.screenshot(path=str(SHOTS / "audio-first-visit.png"), full_page=True)
-    _choose(page, "Preset", "Quick")
-    _choose(page, "Words", "core (10)")
+    choose(page, "Preset", "Quick (under a minute on a CPU)", scope=SIDEBAR)
+    choose(page, "Words", "core (10)", scope=SIDEBAR)
     # keep the run small: four channels, two integration steps
-    _set_number(page, "Channels", "4")
+    set_number(page, "Channels", "4", scope=SIDEBAR)
     page.get_by_text("Integrated Gradients settings").click()
-    _set_number(page, "steps", "2")
+    set_number(page, "steps", "2", scope=SIDEBAR)
     page.get_by_text("Setting RBFP").first.wait_for()
     page.get_by_role("button", name="Train").click()
     # Progress while it trains; the channel bars when the result lands in the cache.

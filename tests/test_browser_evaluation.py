@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, wait_for_app
+from conftest import SHOTS, choose, set_number, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -18,20 +18,11 @@ def test_16d_example_then_a_sanity_check_and_a_refused_input(page, app_server):
     page.screenshot(path=str(SHOTS / "evaluation-toy16.png"), full_page=True)
 
     # A sanity check on the symbolic-formula task (an MLP that trains in seconds): a job, then per-layer curves.
-    boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
-    boxes.filter(has=page.get_by_text("Task", exact=True)).first.click()
-    page.get_by_role("option", name="Symbolic formula (MLP)").first.click()
-    wait_for_app(page)
-    budget = page.get_by_label("Training budget (epochs; 0 = the task's default)", exact=True)
-    budget.fill("60")
-    budget.press("Enter")
-    wait_for_app(page)
+    choose(page, "Task", "Symbolic formula (MLP)", scope='[data-testid="stSidebar"]', exact=False)
+    set_number(page, "Training budget (epochs; 0 = the task's default)", "60")
     page.get_by_role("tab", name="Sanity checks").click()
     wait_for_app(page)
-    rows = page.get_by_label("Test rows", exact=True).filter(visible=True)
-    rows.fill("16")
-    rows.press("Enter")
-    wait_for_app(page)
+    set_number(page, "Test rows", "16")
     page.get_by_role("button", name="Run").filter(visible=True).click()
     page.locator(".js-plotly-plot").filter(has_text="Cascading randomisation").first.wait_for(timeout=240_000)
     assert page.get_by_text("Guided Backprop").first.is_visible()

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, wait_for_app
+from conftest import SHOTS, set_number, wait_for_app
 
 pytestmark = pytest.mark.browser
-
-
-def _set_number(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    wait_for_app(page)
 
 
 def test_run_a_small_selection_see_the_curves_and_export(page, app_server):
@@ -20,12 +13,12 @@ def test_run_a_small_selection_see_the_curves_and_export(page, app_server):
     wait_for_app(page)
     page.get_by_text("True features: a, b, c, d, e, f").first.wait_for()
     # Each change is awaited through its visible effect, so that no rerun races the next input.
-    _set_number(page, "Noise features", "6")
+    set_number(page, "Noise features", "6")
     page.get_by_text("with 6 noise features").first.wait_for()
-    _set_number(page, "Samples", "300")
+    set_number(page, "Samples", "300")
     page.get_by_text("192 train / 48 validation / 60 test rows").first.wait_for()
     page.get_by_text("Network, training and splits").click()
-    _set_number(page, "Epochs", "60")
+    set_number(page, "Epochs", "60")
     page.get_by_text("trainings of 60 epochs").first.wait_for()
     assert page.get_by_text("Schedule: 12 → 6 features").first.is_visible()
     page.get_by_role("button", name="Run selection").click()
@@ -44,7 +37,7 @@ def test_run_a_small_selection_see_the_curves_and_export(page, app_server):
     assert page.get_by_text("bundle.json").first.is_visible()
 
     # A target above the feature count is refused with the standard message, no traceback.
-    _set_number(page, "Target features (0 = as many as are true)", "500")
+    set_number(page, "Target features (0 = as many as are true)", "500")
     page.get_by_text("The 'target' parameter of RFEConfig must be an int in [0, 12]").first.wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_label("Epochs", exact=True).input_value() == "60"

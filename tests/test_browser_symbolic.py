@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, wait_for_app
+from conftest import SHOTS, set_number, wait_for_app
 
 pytestmark = pytest.mark.browser
-
-
-def _set_number(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    wait_for_app(page)
 
 
 def test_home_lists_modalities(page, app_server):
@@ -27,9 +20,9 @@ def test_train_tiny_symbolic_configuration_and_see_fprec_chart(page, app_server)
     page.goto(app_server + "/Symbolic_functions")
     wait_for_app(page)
     page.get_by_text("Relevant features").first.wait_for()
-    _set_number(page, "Noise features", "8")
-    _set_number(page, "Samples", "600")
-    _set_number(page, "Epochs", "60")
+    set_number(page, "Noise features", "8")
+    set_number(page, "Samples", "600")
+    set_number(page, "Epochs", "60")
     page.get_by_role("button", name="Train").click()
     # The live chart appears while training; the results (FPrec bars) when it lands in the cache.
     page.get_by_test_id("stMetric").first.wait_for(timeout=120_000)
