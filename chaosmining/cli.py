@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ChaosMiningError
+from .errors import ChaosMiningError, ConfigError
 from .registry import Registry
 
 __all__ = ["Command", "COMMANDS", "main", "build_parser"]
@@ -44,6 +44,27 @@ class _Parser(argparse.ArgumentParser):
 
 def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_method_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--param METHOD.NAME=VALUE`` items as ``{method: {name: value}}`` (ints and floats cast)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        try:
+            lhs, value = item.split("=", 1)
+            method, name = lhs.split(".", 1)
+        except ValueError:
+            raise ConfigError(
+                f"The '--param' argument must look like METHOD.NAME=VALUE. Got {item!r} instead."
+            ) from None
+        for cast in (int, float):
+            try:
+                value = cast(value)  # type: ignore[assignment]
+                break
+            except ValueError:
+                continue
+        out.setdefault(method, {})[name] = value
+    return out
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list
+from ..cli import COMMANDS, Command, _comma_list, parse_method_params
 from ..data.audio import SOURCES, WORD_SETS, find_published, find_speech_commands, setting_code
 from ..errors import ConfigError, DataError
 from ..experiments.audio import (
@@ -29,7 +29,6 @@ from ..experiments.audio import (
 )
 from ..export import write_bundle
 from ..models.audio import AUDIO_MODELS
-from .symbolic import _parse_params
 
 __all__ = ["config_from_args", "eval_from_args", "detect_source"]
 
@@ -117,7 +116,7 @@ def config_from_args(a: argparse.Namespace) -> AudioConfig:
 
 def eval_from_args(a: argparse.Namespace) -> AudioEvalConfig:
     kw = {k: v for k, v in (("samples", a.eval_samples), ("examples", a.examples)) if v is not None}
-    return AudioEvalConfig.for_preset(a.preset, a.methods, params=_parse_params(a.param), **kw)
+    return AudioEvalConfig.for_preset(a.preset, a.methods, params=parse_method_params(a.param), **kw)
 
 
 def _progress(quiet: bool):  # noqa: ANN202

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list
+from ..cli import COMMANDS, Command, _comma_list, parse_method_params
 from ..errors import ConfigError
 from ..evaluation import (
     DISTRACTORS,
@@ -36,7 +36,6 @@ from ..evaluation import (
 )
 from ..evaluation.common import MethodsConfig
 from ..export import write_bundle
-from .symbolic import _parse_params
 
 __all__ = ["EVALUATION_COMMANDS"]
 
@@ -79,7 +78,7 @@ def _task(a: argparse.Namespace) -> TaskConfig:
 
 
 def _base(a: argparse.Namespace) -> dict[str, Any]:
-    params = _parse_params(a.param)
+    params = parse_method_params(a.param)
     return {
         "task": _task(a),
         "methods": tuple(a.methods),
@@ -348,12 +347,24 @@ def _figures(result: Any) -> dict[str, Any]:
 
 def _finish(result: Any, a: argparse.Namespace) -> dict[str, Any]:
     if a.export:
-        write_bundle(a.export, _figures(result), result.bundle(), {"table": pd.DataFrame(result.table())})
+        write_bundle(
+            a.export, _figures(result), result.bundle(), {"table": pd.DataFrame(result.table())}, a.export_formats
+        )
     return result.summary()
+
+
+def _check_device(a: argparse.Namespace) -> None:
+    """The evaluation tasks retrain small models many times on the CPU; a GPU request is refused, not ignored."""
+    if a.device not in ("auto", "cpu"):
+        raise ConfigError(
+            "The '--device' argument of the evaluation commands must be 'auto' or 'cpu' (their small models are "
+            f"retrained many times on the CPU). Got {a.device!r} instead."
+        )
 
 
 def _make(spec: EvaluationCommand) -> Command:
     def run(a: argparse.Namespace) -> dict[str, Any]:
+        _check_device(a)
         cache = Cache(a.cache_dir) if a.cache_dir else None
         return _finish(spec.run(spec.config(a), cache=cache), a)
 

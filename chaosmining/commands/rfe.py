@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list
+from ..cli import COMMANDS, Command, _comma_list, parse_method_params
 from ..experiments.rfe import (
     DEFAULT_SELECTORS,
     STRATEGIES,
@@ -23,7 +23,6 @@ from ..experiments.rfe import (
 from ..export import write_bundle
 from ..models.mlp import ACTIVATIONS
 from ..selection import selector_names
-from .symbolic import _parse_params
 
 __all__ = ["rfe_config_from_args"]
 
@@ -86,12 +85,12 @@ def rfe_config_from_args(a: argparse.Namespace) -> RFEConfig:
         strategy=a.strategy,
         model=model,
         train=train,
-        method_params=tuple((m, tuple(p.items())) for m, p in _parse_params(a.param).items()),
+        method_params=tuple((m, tuple(p.items())) for m, p in parse_method_params(a.param).items()),
         seed=a.seed,
     )
 
 
-def _export(result: RFEResult, directory: str) -> None:
+def _export(result: RFEResult, directory: str, formats: list[str]) -> None:
     from ..viz import rfe_figures
 
     write_bundle(
@@ -99,6 +98,7 @@ def _export(result: RFEResult, directory: str) -> None:
         rfe_figures(result),
         result.bundle(),
         {"final": pd.DataFrame(result.final_table()), "rounds": pd.DataFrame(result.rounds_table())},
+        formats,
     )
 
 
@@ -109,14 +109,14 @@ def _cache(a: argparse.Namespace) -> Cache | None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     result = run_rfe(rfe_config_from_args(a), cache=_cache(a), device=a.device, workers=a.workers)
     if a.export:
-        _export(result, a.export)
+        _export(result, a.export, a.export_formats)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     result = run_rfe(rfe_config_from_dict(bundle.get("config", {})), cache=_cache(a), device=a.device)
     if a.export:
-        _export(result, a.export)
+        _export(result, a.export, a.export_formats)
     return result.summary()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list
+from ..cli import COMMANDS, Command, _comma_list, parse_method_params
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
 from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult, run_symbolic
@@ -49,26 +49,6 @@ def _add_symbolic_arguments(p: argparse.ArgumentParser, formula_required: bool =
     p.add_argument("--seed", type=int, default=0)
 
 
-def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        try:
-            lhs, value = item.split("=", 1)
-            method, name = lhs.split(".", 1)
-        except ValueError:
-            raise ConfigError(
-                f"The '--param' argument must look like METHOD.NAME=VALUE. Got {item!r} instead."
-            ) from None
-        for cast in (int, float):
-            try:
-                value = cast(value)  # type: ignore[assignment]
-                break
-            except ValueError:
-                continue
-        out.setdefault(method, {})[name] = value
-    return out
-
-
 def config_from_args(a: argparse.Namespace) -> SymbolicConfig:
     return SymbolicConfig(
         data=SymbolicDataConfig(
@@ -85,7 +65,7 @@ def config_from_args(a: argparse.Namespace) -> SymbolicConfig:
 
 
 def eval_from_args(a: argparse.Namespace, **kw: Any) -> EvalConfig:
-    return EvalConfig.create(a.methods, _parse_params(a.param), samples=a.eval_samples, **kw)
+    return EvalConfig.create(a.methods, parse_method_params(a.param), samples=a.eval_samples, **kw)
 
 
 def _export(result: SymbolicResult, a: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list
+from ..cli import COMMANDS, Command, _comma_list, parse_method_params
 from ..data.vision import BACKGROUNDS, FOREGROUNDS, POSITIONS
 from ..experiments.vision import (
     DEFAULT_METHODS,
@@ -30,7 +30,6 @@ from ..experiments.vision import (
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
-from .symbolic import _parse_params
 
 __all__ = ["config_from_args", "eval_from_args"]
 
@@ -41,7 +40,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="compact_cnn", choices=ARCHITECTURES.names())
     p.add_argument("--preset", default="demo", choices=PRESETS.names())
     p.add_argument("--foreground", default="shapes10", choices=FOREGROUNDS.names())
-    p.add_argument("--data-root", default=None, help="local folder for cifar10, fashion_mnist, published, flowers102")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="local folder for cifar10, fashion_mnist, published, flowers102 or a folder of photos (background folder)",
+    )
     p.add_argument("--canvas", type=int, default=None, help="image side in pixels (default: the preset's)")
     p.add_argument("--foreground-size", type=int, default=None, help="foreground side in pixels (default: 32)")
     p.add_argument("--train-size", type=int, default=None, help="training images (default: the preset's)")
@@ -83,7 +86,7 @@ def config_from_args(a: argparse.Namespace) -> VisionConfig:
 
 
 def eval_from_args(a: argparse.Namespace, config: VisionConfig) -> VisionEvalConfig:
-    params = _parse_params(a.param)
+    params = parse_method_params(a.param)
     for m in a.methods:
         params[m] = {**vision_param_defaults(m, config.data.canvas, config.data.foreground_size), **params.get(m, {})}
     kw = {"target": a.target, "params": {m: p for m, p in params.items() if p}}
