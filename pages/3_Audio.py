@@ -117,7 +117,7 @@ if background == "structured" and source != "published":
             "RFCx folder", key=P + "rfcx_root", help="A folder of .flac files (train/ and test/ if split)."
         )
 c1, c2 = sb.columns(2)
-channels = c1.number_input("Channels", 2, 32, key=P + "channels", help="The speech channel included (paper: 10).")
+channels = c1.number_input("Channels", 2, 64, key=P + "channels", help="The speech channel included (paper: 10).")
 words = c2.selectbox("Words", list(WORD_SETS), format_func=lambda w: f"{w} ({len(WORD_SETS[w])})", key=P + "words")
 
 sb.header("Model and training")
@@ -146,6 +146,8 @@ methods = sb.multiselect(
 )
 for m in methods:  # audio-sized defaults where the registry's suit tabular rows
     init_defaults({f"{P}_param_{m}_{k}": v for k, v in AUDIO_PARAM_DEFAULTS.get(m, {}).items()})
+if "deeplift" in methods and AUDIO_MODELS.get(model_name).deeplift_note:
+    sb.caption(AUDIO_MODELS.get(model_name).deeplift_note)
 method_params = method_params_widgets(methods, P)
 seed = sb.number_input("Seed", 0, 2**31 - 1, key=P + "seed")
 sb.button("Reset to defaults", on_click=_reset, key=P + "reset_btn")
@@ -210,7 +212,8 @@ def render_progress(snap: Any) -> None:
 def render_channels(result: Any) -> None:
     c = st.columns(5)
     c[0].metric("Accuracy", f"{result.accuracy:.1%}", help=f"chance {result.class_chance:.1%}")
-    best = max(result.scores.values(), key=lambda s: s.channel_fprec)
+    methods_only = [s for m, s in result.scores.items() if not METHODS.get(m).is_control]
+    best = max(methods_only or result.scores.values(), key=lambda s: s.channel_fprec)
     c[1].metric(
         "Best channel FPrec",
         fmt(best.channel_fprec),

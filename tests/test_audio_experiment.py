@@ -163,3 +163,23 @@ def test_cli_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path)
     assert main(["audio", "--preset", "quick", "--cache-dir", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_the_rebuild_line_parses_back_to_the_same_configuration(tmp_path):
+    import shlex
+
+    from chaosmining.cli import build_parser
+    from chaosmining.commands.audio import config_from_args
+
+    (tmp_path / "rfcx").mkdir()
+    cfg = AudioConfig.from_preset(
+        "demo",
+        model="lstm",
+        background="structured",
+        structured_source="rfcx",
+        rfcx_root=str(tmp_path / "rfcx"),
+        channels=6,
+        train={"epochs": 3},
+    )
+    argv = shlex.split(rebuild_command(cfg))[3:]  # after "python -m chaosmining"
+    assert config_from_args(build_parser().parse_args(argv)).config_hash == cfg.config_hash

@@ -509,7 +509,6 @@ def rebuild_command(config: AudioConfig) -> str:
     flags = {
         "--channels": (d.channels, base.data.channels),
         "--source": (d.source, base.data.source),
-        "--structured-source": (d.structured_source, base.data.structured_source),
         "--words": (d.words, base.data.words),
         "--fresh-backgrounds": (d.fresh_backgrounds, base.data.fresh_backgrounds),
         "--train-per-class": (d.train_per_class, base.data.train_per_class),
@@ -649,7 +648,8 @@ def evaluate_audio(
     the kept examples' waveforms ``(k, C, 16000)`` and attribution envelopes ``(k, C, 400)``).
     """
     model = trained.model.to(device).eval()
-    recurrent = AUDIO_MODELS.get(trained.arch).recurrent
+    arch = AUDIO_MODELS.get(trained.arch)
+    recurrent = arch.recurrent
     test_pred = predict(model, test_split, device)
     n = len(test_split) if ev.samples == 0 else min(ev.samples, len(test_split))
     k = min(ev.examples, n)
@@ -697,6 +697,8 @@ def evaluate_audio(
                 keep = rows < k
                 if keep.any():
                     env_parts.append(time_profile(a[keep], ENVELOPE_BINS))
+        if m == "deeplift" and arch.deeplift_note and arch.deeplift_note not in warns:
+            warns.append(arch.deeplift_note)  # the gates inside nn.RNN/nn.LSTM are invisible to hooks
         imp = np.concatenate(imp_parts)
         prof = np.concatenate(time_parts)
         fp = channel_fprec_per_sample(imp, positions)
