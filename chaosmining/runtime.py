@@ -18,7 +18,12 @@ from .validation import param_error
 __all__ = [
     "configure_threads",
     "resolve_device",
-    "spawn_context", "DeviceInfo", "device_info", "THREADS_ENV", "DEVICE_ENV"]
+    "spawn_context",
+    "DeviceInfo",
+    "device_info",
+    "THREADS_ENV",
+    "DEVICE_ENV",
+]
 
 THREADS_ENV = "CHAOSMINING_THREADS"
 DEVICE_ENV = "CHAOSMINING_DEVICE"

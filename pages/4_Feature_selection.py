@@ -119,7 +119,10 @@ else:
     path = sb.text_input(
         "CSV path", key=P + "csv_path", help="For example Kaggle's santander-customer-satisfaction/train.csv."
     )
-    label = sb.text_input("Label column (empty = TARGET, target, label, class or y)", key=P + "csv_label") or None
+    label = (
+        sb.text_input("Label column (empty = TARGET, target, label, Label, class, Class or y)", key=P + "csv_label")
+        or None
+    )
     task = f"csv:{path}"
     noise, samples, label_noise = 0, 0, 0.01
 task_type = TASK_KINDS.get(kind).task_type

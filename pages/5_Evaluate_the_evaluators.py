@@ -62,7 +62,7 @@ init_defaults(
         P + "road_fractions": "",
         P + "road_imputations": ["linear", "mean"],
         P + "road_samples": 200,
-        P + "road_repeats": 2,
+        P + "road_repeats": RoadConfig.__dataclass_fields__["repeats"].default,  # the CLI's: one cache entry
         P + "blur_method": "saliency",
         P + "blur_fractions": "0.05, 0.1, 0.3",
         P + "blur_repeats": 1,
@@ -350,7 +350,7 @@ with tabs[4]:
         "Do the maps depend on the model? **Cascading**: re-draw the weights from the top layer down; "
         "**independent**: one layer at a time; **labels**: a model trained on permuted labels until it memorises them, "
         "beside a second true-label model (another seed) as the control; **random logit**: the map of another class. "
-        "A method passes when its map changes (similarity near 0). Signed Spearman and SSIM are the primary metrics; "
+        "A method passes when its map changes (similarity near 0). Signed Spearman is the primary metric (the verdict); SSIM and HOG (images) are shown beside it; "
         "the absolute Spearman stays high from the input's structure alone."
     )
     sanity_options = [m for m in options if m not in CONTROLS]

@@ -4,7 +4,7 @@ Every evaluation follows one pattern: a frozen configuration (a :class:`TaskConf
 to compare), a ``run_*`` function that computes or loads the cached result, and a typed result with
 ``summary()`` (the CLI's JSON), ``bundle()`` (re-runnable export), ``table()`` and ``reading()`` (a
 plain-language reading). Tasks (:data:`TASKS`) plug in behind a small registry: ``toy16``,
-``formula:ID``, ``vision`` and ``audio``.
+``formula:ID``, ``vision``, ``audio`` and ``vision-quick`` (the Vision page's quick preset and its cached model).
 """
 
 from .blur import boundary_ratio, connected_components, coverage, mask_probe, mask_statistics
