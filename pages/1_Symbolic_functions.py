@@ -18,6 +18,7 @@ from chaosmining.sweep import FACTORS, SweepConfig
 from chaosmining.training import OPTIMIZERS, TrainConfig
 from ui.common import export_section, fmt, init_defaults, jobs, method_params_widgets, persist, setup_page, show_job
 from ui.symbolic import (
+    RUNS,
     cached_result,
     load_sweep,
     preflight_notes,
@@ -215,7 +216,7 @@ def render_result(result: Any) -> None:
     c[0].metric("Prediction UScore", fmt(result.prediction_uscore))
     c[1].metric("Test MAE", fmt(result.test_mae, 4))
     c[2].metric("Training time", f"{result.train_seconds:.1f} s")
-    done_job = jobs().get(f"symbolic:{result_key(result.config, result.eval)}")
+    done_job = jobs().get(RUNS.job_key(result.config, result.eval))
     fresh = done_job is not None and done_job.status == "done"
     c[3].metric(
         "Source",
@@ -255,7 +256,7 @@ def render_result(result: Any) -> None:
 
 with tab_results:
     key = result_key(config, ev)
-    job_key = f"symbolic:{key}"
+    job_key = RUNS.job_key(config, ev)
     result = cached_result(config, ev)
     job = jobs().get(job_key)
     if result is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
@@ -10,7 +9,6 @@ import streamlit as st
 from chaosmining.attribution import METHODS
 from chaosmining.data.audio import wav_bytes
 from chaosmining.data.speech import ENGINES, resolve_engine
-from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.audio import (
     MODEL_KIND,
     RESULT_KIND,
@@ -21,7 +19,7 @@ from chaosmining.experiments.audio import (
     result_key,
     run_audio,
 )
-from ui.common import get_cache, jobs
+from ui.common import PageRuns, get_cache
 
 __all__ = [
     "cached_result",
@@ -35,53 +33,27 @@ __all__ = [
 ]
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _load(key: str, config_json: str, eval_json: str) -> AudioResult:
-    return run_audio(
-        AudioConfig.from_dict(json.loads(config_json)),
-        AudioEvalConfig.from_dict(json.loads(eval_json)),
-        cache=get_cache(),
-    )
-
-
-def cached_result(config: AudioConfig, ev: AudioEvalConfig) -> AudioResult | None:
-    """The result if the cache (or the shipped assets) hold it, loaded once per server process; else ``None``."""
-    key = result_key(config, ev)
-    if not get_cache().has(RESULT_KIND, key):
-        return None
-    try:
-        return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
-    except ChaosMiningError as exc:
-        st.error(str(exc))
-        return None
+RUNS = PageRuns(
+    "audio",
+    run_audio,
+    AudioConfig,
+    AudioEvalConfig,
+    RESULT_KIND,
+    result_key,
+    lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
+    "aud_jobs",
+)
+cached_result = RUNS.cached_result
+job_key = RUNS.job_key
 
 
 def model_cached(config: AudioConfig) -> bool:
     return get_cache().has(MODEL_KIND, config.config_hash)
 
 
-def job_key(config: AudioConfig, ev: AudioEvalConfig) -> str:
-    return f"audio:{result_key(config, ev)}"
-
-
 def submit_run(config: AudioConfig, ev: AudioEvalConfig, device: str, widgets: dict[str, Any]) -> None:
     """Train and evaluate ``config`` in a background job (deduplicated by its cache key)."""
-    cache = get_cache()
-
-    def work(ctx: Any) -> AudioResult:
-        return run_audio(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
-
-    key = job_key(config, ev)
-    jobs().submit(
-        key,
-        work,
-        kind="audio",
-        description=f"{config.model.arch} on {config.data.setting}, {config.preset} preset, seed {config.seed}",
-        payload={"epochs": config.train.epochs, "widgets": widgets},
-    )
-    mine = st.session_state.setdefault("aud_jobs", [])
-    if key not in mine:
-        mine.append(key)
+    RUNS.submit(config, ev, device, widgets)
 
 
 @st.cache_data(show_spinner=False)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -29,6 +31,7 @@ __all__ = [
     "export_section",
     "device_badge",
     "fmt",
+    "PageRuns",
 ]
 
 
@@ -46,6 +49,75 @@ def get_cache() -> Cache:
 
 def jobs() -> JobManager:
     return get_job_manager()
+
+
+_PAGE_RUNS: dict[str, PageRuns] = {}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _load_result(name: str, key: str, config_json: str, eval_json: str) -> Any:
+    runs = _PAGE_RUNS[name]
+    return runs.run(
+        runs.config_type.from_dict(json.loads(config_json)),
+        runs.eval_type.from_dict(json.loads(eval_json)),
+        cache=get_cache(),
+    )
+
+
+@dataclass(frozen=True)
+class PageRuns:
+    """One page's runs: load a cached result once per server process, or train it in a background job.
+
+    ``run(config, ev, *, cache, device=..., report=..., should_stop=...)`` is the library's entry point
+    (``run_symbolic``, ``run_vision``, ``run_audio``); its results live under ``result_kind`` at
+    ``result_key(config, ev)``, and the job of a configuration is ``"<name>:<result key>"``.
+    """
+
+    name: str
+    run: Callable[..., Any]
+    config_type: Any
+    eval_type: Any
+    result_kind: str
+    result_key: Callable[[Any, Any], str]
+    describe: Callable[[Any], str]
+    session_jobs: str
+
+    def __post_init__(self) -> None:
+        _PAGE_RUNS[self.name] = self
+
+    def job_key(self, config: Any, ev: Any) -> str:
+        return f"{self.name}:{self.result_key(config, ev)}"
+
+    def cached_result(self, config: Any, ev: Any) -> Any | None:
+        """The result if the cache (or the shipped assets) hold it, else ``None``; errors shown with st.error."""
+        key = self.result_key(config, ev)
+        if not get_cache().has(self.result_kind, key):
+            return None
+        try:
+            return _load_result(self.name, key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
+        except ChaosMiningError as exc:
+            st.error(str(exc))
+            return None
+
+    def submit(self, config: Any, ev: Any, device: str, widgets: dict[str, Any], **payload: Any) -> str:
+        """Train and evaluate in a background job, deduplicated by the cache key; returns the job key."""
+        cache = get_cache()
+
+        def work(ctx: Any) -> Any:
+            return self.run(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+
+        key = self.job_key(config, ev)
+        jobs().submit(
+            key,
+            work,
+            kind=self.name,
+            description=self.describe(config),
+            payload={"epochs": config.train.epochs, **payload, "widgets": widgets},
+        )
+        mine = st.session_state.setdefault(self.session_jobs, [])
+        if key not in mine:
+            mine.append(key)
+        return key
 
 
 def persist(*prefixes: str) -> None:

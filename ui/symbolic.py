@@ -19,7 +19,7 @@ from chaosmining.experiments.symbolic import (
 from chaosmining.models.mlp import build_mlp
 from chaosmining.sweep import SweepConfig, SweepResult, run_sweep
 from chaosmining.sweep import load_sweep as _load_sweep
-from ui.common import get_cache, jobs
+from ui.common import PageRuns, get_cache, jobs
 
 __all__ = [
     "result_key",
@@ -40,29 +40,17 @@ def result_key(config: SymbolicConfig, ev: EvalConfig) -> str:
     return _result_key(config, ev)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _load(key: str, config_json: str, eval_json: str) -> SymbolicResult:
-    import json
-
-    return run_symbolic(
-        SymbolicConfig.from_dict(json.loads(config_json)),
-        EvalConfig.from_dict(json.loads(eval_json)),
-        cache=get_cache(),
-    )
-
-
-def cached_result(config: SymbolicConfig, ev: EvalConfig) -> SymbolicResult | None:
-    """The result if the cache holds it (loaded once per server process), else ``None``."""
-    import json
-
-    key = result_key(config, ev)
-    if not get_cache().has(RESULT_KIND, key):
-        return None
-    try:
-        return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
-    except ChaosMiningError as exc:
-        st.error(str(exc))
-        return None
+RUNS = PageRuns(
+    "symbolic",
+    run_symbolic,
+    SymbolicConfig,
+    EvalConfig,
+    RESULT_KIND,
+    _result_key,
+    lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
+    "sym_jobs",
+)
+cached_result = RUNS.cached_result
 
 
 def preflight_notes(config: SymbolicConfig, ev: EvalConfig) -> list[str]:
@@ -97,23 +85,8 @@ def restore_widgets(state: dict[str, Any]) -> None:
 
 
 def submit_training(config: SymbolicConfig, ev: EvalConfig, device: str, widgets: dict[str, Any]) -> None:
-    key = f"symbolic:{result_key(config, ev)}"
-    cache = get_cache()
-
-    def work(ctx: Any) -> SymbolicResult:
-        return run_symbolic(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
-
-    floor = len(config.data.formula_obj.relevant) / config.data.n_features
-    jobs().submit(
-        key,
-        work,
-        kind="symbolic",
-        description=f"formula {config.data.formula}, {config.train.epochs} epochs, seed {config.seed}",
-        payload={"epochs": config.train.epochs, "floor": floor, "widgets": widgets},
-    )
-    mine = st.session_state.setdefault("sym_jobs", [])
-    if key not in mine:
-        mine.append(key)
+    """Train and evaluate ``config`` in a background job; the payload carries FPrec's random floor."""
+    RUNS.submit(config, ev, device, widgets, floor=len(config.data.formula_obj.relevant) / config.data.n_features)
 
 
 def sweep_key(sweep: SweepConfig) -> str:

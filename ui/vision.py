@@ -24,7 +24,7 @@ from chaosmining.experiments.vision import (
     run_vision,
 )
 from chaosmining.models.vision import ARCHITECTURES, build_model, method_availability
-from ui.common import get_cache, jobs
+from ui.common import PageRuns, get_cache, jobs
 
 __all__ = [
     "cached_result",
@@ -42,52 +42,27 @@ __all__ = [
 ]
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _load(key: str, config_json: str, eval_json: str) -> VisionResult:
-    return run_vision(
-        VisionConfig.from_dict(json.loads(config_json)),
-        VisionEvalConfig.from_dict(json.loads(eval_json)),
-        cache=get_cache(),
-    )
-
-
-def cached_result(config: VisionConfig, ev: VisionEvalConfig) -> VisionResult | None:
-    """The result if the cache holds it (loaded once per server process), else ``None``."""
-    key = result_key(config, ev)
-    if not get_cache().has(RESULT_KIND, key):
-        return None
-    try:
-        return _load(key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
-    except ChaosMiningError as exc:
-        st.error(str(exc))
-        return None
+RUNS = PageRuns(
+    "vision",
+    run_vision,
+    VisionConfig,
+    VisionEvalConfig,
+    RESULT_KIND,
+    result_key,
+    lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
+    "vis_jobs",
+)
+cached_result = RUNS.cached_result
+job_key = RUNS.job_key
 
 
 def model_cached(config: VisionConfig) -> bool:
     return get_cache().has(MODEL_KIND, config.config_hash)
 
 
-def job_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
-    return f"vision:{result_key(config, ev)}"
-
-
 def submit_run(config: VisionConfig, ev: VisionEvalConfig, device: str, widgets: dict[str, Any]) -> None:
-    cache = get_cache()
-
-    def work(ctx: Any) -> VisionResult:
-        return run_vision(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
-
-    key = job_key(config, ev)
-    jobs().submit(
-        key,
-        work,
-        kind="vision",
-        description=f"{config.model} on {config.condition}, {config.preset} preset, seed {config.seed}",
-        payload={"epochs": config.train.epochs, "widgets": widgets},
-    )
-    mine = st.session_state.setdefault("vis_jobs", [])
-    if key not in mine:
-        mine.append(key)
+    """Train and evaluate ``config`` in a background job (deduplicated by its cache key)."""
+    RUNS.submit(config, ev, device, widgets)
 
 
 def conditions_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
