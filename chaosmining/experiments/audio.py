@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
 from ..runtime import resolve_device
 from ..validation import check_float, check_int, param_error
+from .common import ModelRunResult
 from .symbolic import EvalConfig
 
 __all__ = [
@@ -734,8 +735,10 @@ def evaluate_audio(
 
 
 @dataclass
-class AudioResult:
+class AudioResult(ModelRunResult):
     """What one configuration produced; arrays are kept for the app's figures (see ``arrays``)."""
+
+    bundle_task: ClassVar[str] = "audio"
 
     config: AudioConfig
     eval: AudioEvalConfig
@@ -796,20 +799,8 @@ class AudioResult:
             "seconds_per_clip": {m: s.seconds_per_clip for m, s in self.scores.items()},
             "warnings": {m: list(s.warnings) for m, s in self.scores.items() if s.warnings},
             "notes": self.notes,
-            "train_seconds": self.train_seconds,
-            "seconds": self.seconds,
-            "cached": self.cached,
-            "device": self.device,
-            "config": self.config.to_dict(),
-            "eval": self.eval.to_dict(),
-            "model_key": self.config.config_hash,
+            **self.run_fields(),
         }
-
-    def bundle(self) -> dict[str, Any]:
-        """The re-runnable JSON bundle (``python -m chaosmining rerun bundle.json``)."""
-        from ..export import bundle_json
-
-        return bundle_json("audio", {"model": self.config.to_dict(), "eval": self.eval.to_dict()}, self.summary())
 
     def scores_table(self) -> list[dict[str, Any]]:
         n = max(1, self.n_eval)

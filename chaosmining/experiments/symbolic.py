@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from ..models.mlp import MLPConfig
 from ..runtime import resolve_device
 from ..training import TrainConfig, TrainedMLP, train_mlp
 from ..validation import check_int
+from .common import ModelRunResult
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -181,8 +182,10 @@ class MethodScores:
 
 
 @dataclass
-class SymbolicResult:
+class SymbolicResult(ModelRunResult):
     """What one configuration produced. Arrays are kept for the app's figures (see ``arrays``)."""
+
+    bundle_task: ClassVar[str] = "symbolic"
 
     config: SymbolicConfig
     eval: EvalConfig
@@ -231,20 +234,8 @@ class SymbolicResult:
             "method_seconds": {m: s.seconds for m, s in self.scores.items()},
             "method_peak_memory_bytes": {m: s.peak_memory_bytes for m, s in self.scores.items()},
             "warnings": {m: list(s.warnings) for m, s in self.scores.items() if s.warnings},
-            "train_seconds": self.train_seconds,
-            "seconds": self.seconds,
-            "cached": self.cached,
-            "device": self.device,
-            "config": self.config.to_dict(),
-            "eval": self.eval.to_dict(),
-            "model_key": self.config.config_hash,
+            **self.run_fields(),
         }
-
-    def bundle(self) -> dict[str, Any]:
-        """The re-runnable JSON bundle (``python -m chaosmining rerun bundle.json``)."""
-        from ..export import bundle_json
-
-        return bundle_json("symbolic", {"model": self.config.to_dict(), "eval": self.eval.to_dict()}, self.summary())
 
     def scores_table(self) -> list[dict[str, Any]]:
         rows = []

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits
 from ..registry import Registry
 from ..runtime import resolve_device
 from ..validation import check_choice, check_float, check_int, param_error
+from .common import ModelRunResult
 from .symbolic import EvalConfig
 
 __all__ = [
@@ -884,8 +885,10 @@ def evaluate_vision(
 
 
 @dataclass
-class VisionResult:
+class VisionResult(ModelRunResult):
     """What one configuration produced. Per-image arrays are in ``arrays`` (see :func:`evaluate_vision`)."""
+
+    bundle_task: ClassVar[str] = "vision"
 
     config: VisionConfig
     eval: VisionEvalConfig
@@ -938,21 +941,9 @@ class VisionResult:
             "method_seconds_per_image": {m: s.seconds_per_image for m, s in self.scores.items()},
             "eval_images": self.eval_images,
             "val_accuracy_by_epoch": list(self.history.get("val_accuracy", [])),
-            "train_seconds": self.train_seconds,
-            "seconds": self.seconds,
-            "cached": self.cached,
-            "device": self.device,
-            "config": self.config.to_dict(),
-            "eval": self.eval.to_dict(),
-            "model_key": self.config.config_hash,
+            **self.run_fields(),
             "rebuild": rebuild_command(self.config),
         }
-
-    def bundle(self) -> dict[str, Any]:
-        """The re-runnable JSON bundle (``python -m chaosmining rerun bundle.json``)."""
-        from ..export import bundle_json
-
-        return bundle_json("vision", {"model": self.config.to_dict(), "eval": self.eval.to_dict()}, self.summary())
 
     def scores_table(self) -> list[dict[str, Any]]:
         """One row per method, then the random-map floor and the perfect-map ceiling."""
