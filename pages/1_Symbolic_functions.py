@@ -16,20 +16,29 @@ from chaosmining.experiments.symbolic import DEFAULT_METHODS, EvalConfig, Symbol
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig
 from chaosmining.sweep import FACTORS, SweepConfig
 from chaosmining.training import OPTIMIZERS, TrainConfig
-from ui.common import export_section, fmt, init_defaults, jobs, method_params_widgets, persist, setup_page, show_job
+from ui.common import (
+    export_section,
+    fmt,
+    init_defaults,
+    jobs,
+    method_params_widgets,
+    other_jobs,
+    persist,
+    setup_page,
+    show_job,
+    widget_state,
+)
 from ui.symbolic import (
     RUNS,
     cached_result,
     load_sweep,
     preflight_notes,
     reading,
-    restore_widgets,
     result_key,
     submit_sweep,
     submit_training,
     sweep_key,
     symbolic_bundle,
-    widget_state,
 )
 
 setup_page("Symbolic functions", ":material/functions:")
@@ -276,20 +285,7 @@ with tab_results:
         if st.button("Train", type="primary", key=P + "train_btn", icon=":material/play_arrow:"):
             submit_training(config, ev, device, widget_state(P))
             st.rerun()
-    # Jobs this session started for other settings keep running; show them here.
-    for other in st.session_state.get(P + "jobs", []):
-        j = jobs().get(other)
-        if j is None or other == job_key or j.snapshot().done:
-            continue
-        with st.container(border=True):
-            st.write(f"Still training another configuration: {j.description}")
-            st.button(
-                "Show its settings",
-                key=f"{P}restore_{j.id}_btn",
-                on_click=restore_widgets,
-                args=(j.payload.get("widgets", {}),),
-            )
-            show_job(other, render_progress, interval=2.0)
+    other_jobs(P, job_key, render_progress)
 
 with tab_whatif:
     st.markdown(

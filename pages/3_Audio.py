@@ -30,8 +30,18 @@ from ui.audio import (
     reading,
     submit_run,
 )
-from ui.common import export_section, fmt, init_defaults, jobs, method_params_widgets, persist, setup_page, show_job
-from ui.symbolic import restore_widgets, widget_state
+from ui.common import (
+    export_section,
+    fmt,
+    init_defaults,
+    jobs,
+    method_params_widgets,
+    other_jobs,
+    persist,
+    setup_page,
+    show_job,
+    widget_state,
+)
 
 setup_page("Audio", ":material/graphic_eq:")
 persist("aud_")
@@ -316,19 +326,7 @@ with tab_channels:
         ):
             submit_run(config, ev, device, widget_state(P))
             st.rerun()
-    for other in st.session_state.get(P + "jobs", []):
-        j = jobs().get(other)
-        if j is None or other == key or j.snapshot().done:
-            continue
-        with st.container(border=True):
-            st.write(f"Still running another configuration: {j.description}")
-            st.button(
-                "Show its settings",
-                key=f"{P}restore_{j.id}_btn",
-                on_click=restore_widgets,
-                args=(j.payload.get("widgets", {}),),
-            )
-            show_job(other, render_progress, interval=2.0)
+    other_jobs(P, key, render_progress)
 
 with tab_clip:
     if result is not None:

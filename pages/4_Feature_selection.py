@@ -19,7 +19,17 @@ from chaosmining.experiments.rfe import (
 )
 from chaosmining.models.mlp import ACTIVATIONS
 from chaosmining.selection import get_selector, selector_names
-from ui.common import export_section, init_defaults, jobs, method_params_widgets, persist, setup_page, show_job
+from ui.common import (
+    export_section,
+    init_defaults,
+    jobs,
+    method_params_widgets,
+    other_jobs,
+    persist,
+    setup_page,
+    show_job,
+    widget_state,
+)
 from ui.selection import (
     cached_result,
     deeplift_note,
@@ -31,7 +41,6 @@ from ui.selection import (
     submit_rfe,
     task_preview,
 )
-from ui.symbolic import restore_widgets, widget_state
 
 setup_page("Feature selection", ":material/filter_alt:")
 persist("rfe_")
@@ -276,18 +285,7 @@ with tab_results:
             if key not in st.session_state[P + "jobs"]:
                 st.session_state[P + "jobs"].append(key)
             st.rerun()
-    for other in st.session_state.get(P + "jobs", []):
-        j = jobs().get(other)
-        if j is None or other == key or j.snapshot().done:
-            continue
-        with st.container(border=True):
-            st.write(f"Still running with other settings: {j.description}")
-            st.button(
-                "Show its settings",
-                key=f"{P}restore_{j.id}_btn",
-                on_click=restore_widgets,
-                args=(j.payload.get("widgets", {}),),
-            )
+    other_jobs(P, key)
 
 with tab_rounds:
     result = cached_result(config)

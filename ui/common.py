@@ -32,6 +32,9 @@ __all__ = [
     "device_badge",
     "fmt",
     "PageRuns",
+    "widget_state",
+    "restore_widgets",
+    "other_jobs",
 ]
 
 
@@ -253,3 +256,39 @@ def export_section(
             + ", ".join(names[:12])
             + (" ..." if len(names) > 12 else "")
         )
+
+
+def widget_state(prefix: str) -> dict[str, Any]:
+    """The page's widget values (keys starting with ``prefix``), kept with a job to restore its settings."""
+    return {
+        k: v
+        for k, v in st.session_state.items()
+        if isinstance(k, str)
+        and k.startswith(prefix)
+        and not k.endswith(("_btn", "_button"))
+        and not k.startswith(prefix + "jobs")
+    }
+
+
+def restore_widgets(state: dict[str, Any]) -> None:
+    """Put a job's widget values back (a button callback, so before the widgets are drawn)."""
+    for k, v in state.items():
+        st.session_state[k] = v
+
+
+def other_jobs(prefix: str, current: str | None, render_progress: Callable[[JobSnapshot], None] | None = None) -> None:
+    """Jobs this session started for other settings keep running: list them, each with its settings one click away."""
+    for other in st.session_state.get(prefix + "jobs", []):
+        j = jobs().get(other)
+        if j is None or other == current or j.snapshot().done:
+            continue
+        with st.container(border=True):
+            st.write(f"Still running another configuration: {j.description}")
+            st.button(
+                "Show its settings",
+                key=f"{prefix}restore_{j.id}_btn",
+                on_click=restore_widgets,
+                args=(j.payload.get("widgets", {}),),
+            )
+            if render_progress is not None:
+                show_job(other, render_progress, interval=2.0)

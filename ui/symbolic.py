@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import streamlit as st
-
 from chaosmining.attribution import METHODS, preflight
 from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.symbolic import (
@@ -19,7 +17,7 @@ from chaosmining.experiments.symbolic import (
 from chaosmining.models.mlp import build_mlp
 from chaosmining.sweep import SweepConfig, SweepResult, run_sweep
 from chaosmining.sweep import load_sweep as _load_sweep
-from ui.common import PageRuns, get_cache, jobs
+from ui.common import PageRuns, get_cache, jobs, restore_widgets, widget_state
 
 __all__ = [
     "result_key",
@@ -66,22 +64,6 @@ def preflight_notes(config: SymbolicConfig, ev: EvalConfig) -> list[str]:
         except ChaosMiningError as exc:
             notes.append(f"**{METHODS.get(m).display_name}**: {exc}")
     return notes
-
-
-def widget_state(prefix: str) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in st.session_state.items()
-        if isinstance(k, str)
-        and k.startswith(prefix)
-        and not k.endswith(("_btn", "_button"))
-        and not k.startswith(prefix + "jobs")
-    }
-
-
-def restore_widgets(state: dict[str, Any]) -> None:
-    for k, v in state.items():
-        st.session_state[k] = v
 
 
 def submit_training(config: SymbolicConfig, ev: EvalConfig, device: str, widgets: dict[str, Any]) -> None:
