@@ -67,6 +67,42 @@ def parse_method_params(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def cache_from_args(a: argparse.Namespace) -> Any:
+    """The cache that ``--cache-dir`` names, or ``None`` for the default (``$CHAOSMINING_CACHE`` or ``cache/``)."""
+    from .cache import Cache
+
+    return Cache(a.cache_dir) if a.cache_dir else None
+
+
+def rerun_model_bundle(
+    bundle: dict[str, Any],
+    a: argparse.Namespace,
+    *,
+    task: str,
+    config_type: Any,
+    eval_type: Any,
+    run: Callable[..., Any],
+    score: str,
+    export: Callable[[Any, argparse.Namespace], None],
+    **run_kwargs: Any,
+) -> dict[str, Any]:
+    """Re-run a model + evaluation bundle and report how far its ``score`` (by method) moved from the bundle's."""
+    cfg = bundle.get("config", {})
+    try:
+        config = config_type.from_dict(cfg.get("model", {}))
+        ev = eval_type.from_dict(cfg.get("eval", {}))
+    except TypeError as exc:
+        raise ConfigError(f"The bundle's 'config' does not describe a {task} run: {exc}") from None
+    result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
+    out = result.summary()
+    old, new = bundle.get("results", {}).get(score, {}), out[score]
+    diffs = [abs(new[m] - v) for m, v in old.items() if new.get(m) is not None and v is not None]
+    out[f"max_{score}_difference_from_bundle"] = max(diffs) if diffs else None
+    if a.export:
+        export(result, a)
+    return out
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")

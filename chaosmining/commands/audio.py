@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list, parse_method_params
+from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.audio import SOURCES, WORD_SETS, find_published, find_speech_commands, setting_code
 from ..errors import ConfigError, DataError
 from ..experiments.audio import (
@@ -153,15 +152,11 @@ def _export(result: AudioResult, a: argparse.Namespace) -> None:
     )
 
 
-def _cache(a: argparse.Namespace) -> Cache | None:
-    return Cache(a.cache_dir) if a.cache_dir else None
-
-
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     result = run_audio(
         config_from_args(a),
         eval_from_args(a),
-        cache=_cache(a),
+        cache=cache_from_args(a),
         device=a.device,
         report=_progress(a.quiet),
         workers=a.workers,
@@ -172,20 +167,17 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    cfg = bundle.get("config", {})
-    try:
-        config = AudioConfig.from_dict(cfg.get("model", {}))
-        ev = AudioEvalConfig.from_dict(cfg.get("eval", {}))
-    except TypeError as exc:
-        raise ConfigError(f"The bundle's 'config' does not describe an audio run: {exc}") from None
-    result = run_audio(config, ev, cache=_cache(a), device=a.device, report=_progress(True))
-    out = result.summary()
-    old = bundle.get("results", {}).get("channel_fprec", {})
-    diffs = [abs(out["channel_fprec"][m] - v) for m, v in old.items() if m in out["channel_fprec"] and v is not None]
-    out["max_channel_fprec_difference_from_bundle"] = max(diffs) if diffs else None
-    if a.export:
-        _export(result, a)
-    return out
+    return rerun_model_bundle(
+        bundle,
+        a,
+        task="audio",
+        config_type=AudioConfig,
+        eval_type=AudioEvalConfig,
+        run=run_audio,
+        score="channel_fprec",
+        export=_export,
+        report=_progress(True),
+    )
 
 
 def _render(out: dict[str, Any]) -> str:

@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list, parse_method_params
+from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..errors import ConfigError
 from ..evaluation import (
     DISTRACTORS,
@@ -365,7 +364,7 @@ def _check_device(a: argparse.Namespace) -> None:
 def _make(spec: EvaluationCommand) -> Command:
     def run(a: argparse.Namespace) -> dict[str, Any]:
         _check_device(a)
-        cache = Cache(a.cache_dir) if a.cache_dir else None
+        cache = cache_from_args(a)
         return _finish(spec.run(spec.config(a), cache=cache), a)
 
     def rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
@@ -374,7 +373,7 @@ def _make(spec: EvaluationCommand) -> Command:
             raise ConfigError(
                 f"The bundle's 'config' must be an object for a {spec.name!r} bundle. Got {cfg!r} instead."
             )
-        cache = Cache(a.cache_dir) if a.cache_dir else None
+        cache = cache_from_args(a)
         return _finish(spec.run(spec.config_type.from_dict(cfg), cache=cache), a)
 
     return Command(spec.name, spec.help, spec.add_arguments, run, spec.render, rerun)

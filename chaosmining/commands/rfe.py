@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list, parse_method_params
+from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..experiments.rfe import (
     DEFAULT_SELECTORS,
     STRATEGIES,
@@ -102,19 +101,15 @@ def _export(result: RFEResult, directory: str, formats: list[str]) -> None:
     )
 
 
-def _cache(a: argparse.Namespace) -> Cache | None:
-    return Cache(a.cache_dir) if a.cache_dir else None
-
-
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_rfe(rfe_config_from_args(a), cache=_cache(a), device=a.device, workers=a.workers)
+    result = run_rfe(rfe_config_from_args(a), cache=cache_from_args(a), device=a.device, workers=a.workers)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    result = run_rfe(rfe_config_from_dict(bundle.get("config", {})), cache=_cache(a), device=a.device)
+    result = run_rfe(rfe_config_from_dict(bundle.get("config", {})), cache=cache_from_args(a), device=a.device)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()

@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list, parse_method_params
+from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
 from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult, run_symbolic
@@ -81,29 +80,23 @@ def _export(result: SymbolicResult, a: argparse.Namespace) -> None:
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_symbolic(
-        config_from_args(a), eval_from_args(a), cache=Cache(a.cache_dir) if a.cache_dir else None, device=a.device
-    )
+    result = run_symbolic(config_from_args(a), eval_from_args(a), cache=cache_from_args(a), device=a.device)
     if a.export:
         _export(result, a)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    cfg = bundle.get("config", {})
-    result = run_symbolic(
-        SymbolicConfig.from_dict(cfg.get("model", {})),
-        EvalConfig.from_dict(cfg.get("eval", {})),
-        cache=Cache(a.cache_dir) if a.cache_dir else None,
-        device=a.device,
+    return rerun_model_bundle(
+        bundle,
+        a,
+        task="symbolic",
+        config_type=SymbolicConfig,
+        eval_type=EvalConfig,
+        run=run_symbolic,
+        score="fprec",
+        export=_export,
     )
-    out = result.summary()
-    old = bundle.get("results", {}).get("fprec", {})
-    diffs = [abs(out["fprec"][m] - v) for m, v in old.items() if m in out["fprec"] and v is not None]
-    out["max_fprec_difference_from_bundle"] = max(diffs) if diffs else None
-    if a.export:
-        _export(result, a)
-    return out
 
 
 def _render(out: dict[str, Any]) -> str:
@@ -164,9 +157,7 @@ def _sweep_config(a: argparse.Namespace) -> SweepConfig:
 
 
 def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_sweep(
-        _sweep_config(a), cache=Cache(a.cache_dir) if a.cache_dir else None, device=a.device, workers=a.workers
-    )
+    result = run_sweep(_sweep_config(a), cache=cache_from_args(a), device=a.device, workers=a.workers)
     if a.export:
         from ..viz import sweep_curves
 
@@ -195,9 +186,7 @@ def _render_sweep(out: dict[str, Any]) -> str:
 
 
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return run_sweep(
-        sweep_from_dict(bundle["config"]), cache=Cache(a.cache_dir) if a.cache_dir else None, device=a.device
-    ).summary()
+    return run_sweep(sweep_from_dict(bundle["config"]), cache=cache_from_args(a), device=a.device).summary()
 
 
 COMMANDS.register(

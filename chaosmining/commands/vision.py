@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..cache import Cache
-from ..cli import COMMANDS, Command, _comma_list, parse_method_params
+from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.vision import BACKGROUNDS, FOREGROUNDS, POSITIONS
 from ..experiments.vision import (
     DEFAULT_METHODS,
@@ -118,7 +117,7 @@ def _export(result: VisionResult, a: argparse.Namespace) -> None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     config = config_from_args(a)
     ev = eval_from_args(a, config)
-    cache = Cache(a.cache_dir) if a.cache_dir else None
+    cache = cache_from_args(a)
     if a.conditions:
         results = run_conditions(config, ev, cache=cache, device=a.device)
         return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}
@@ -129,20 +128,16 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    cfg = bundle.get("config", {})
-    result = run_vision(
-        VisionConfig.from_dict(cfg.get("model", {})),
-        VisionEvalConfig.from_dict(cfg.get("eval", {})),
-        cache=Cache(a.cache_dir) if a.cache_dir else None,
-        device=a.device,
+    return rerun_model_bundle(
+        bundle,
+        a,
+        task="vision",
+        config_type=VisionConfig,
+        eval_type=VisionEvalConfig,
+        run=run_vision,
+        score="iou",
+        export=_export,
     )
-    out = result.summary()
-    old = bundle.get("results", {}).get("iou", {})
-    diffs = [abs(out["iou"][m] - v) for m, v in old.items() if out["iou"].get(m) is not None and v is not None]
-    out["max_iou_difference_from_bundle"] = max(diffs) if diffs else None
-    if a.export:
-        _export(result, a)
-    return out
 
 
 def _render_one(out: dict[str, Any]) -> list[str]:
