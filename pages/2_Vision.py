@@ -23,6 +23,7 @@ from chaosmining.experiments.vision import (
     PRESETS,
     VisionConfig,
     VisionEvalConfig,
+    result_key,
     vision_methods,
     vision_param_defaults,
 )
@@ -33,16 +34,15 @@ from ui.common import (
     init_defaults,
     jobs,
     method_params_widgets,
-    other_jobs,
     persist,
+    result_or_run,
     setup_page,
     show_job,
-    widget_state,
 )
 from ui.vision import (
+    RUNS,
     availability,
     cached_conditions,
-    cached_result,
     conditions_key,
     conditions_reading,
     data_problem,
@@ -51,7 +51,6 @@ from ui.vision import (
     model_cached,
     reading,
     submit_conditions,
-    submit_run,
 )
 
 setup_page("Vision", ":material/image:")
@@ -309,40 +308,29 @@ def render_detail(result: Any) -> None:
 
 
 with tab_gallery:
-    key = job_key(config, ev)
-    result = cached_result(config, ev)
-    job = jobs().get(key)
-    if result is not None:
-        render_gallery(result)
-    elif job is not None and not job.snapshot().done:
-        show_job(key, render_progress)
-    else:
-        if job is not None and job.status == "failed":
-            st.error(job.error)
-        elif job is not None and job.status == "cancelled":
-            st.info(f"The run was stopped: {job.error}")
-        for w in data_warnings(config.data):
-            st.warning(w)
-        have_model = model_cached(config)
-        d = config.data
-        st.info(
-            (
-                "The trained model is cached; only the attributions need computing "
-                f"({ev.samples or d.val_size} validation images, {len(methods)} method(s))."
-            )
-            if have_model
-            else (
-                f"This configuration is not in the cache yet. Training {model_name} for {config.train.epochs} epochs "
-                f"on {d.train_size} images of {d.canvas} px ({PRESETS.get(preset).display_name}), then attributing "
-                f"{ev.samples or d.val_size} validation images."
-            )
+    have_model = model_cached(config)
+    d = config.data
+    result = result_or_run(
+        RUNS,
+        config,
+        ev,
+        device,
+        P,
+        render_result=render_gallery,
+        render_progress=render_progress,
+        have_model=have_model,
+        warnings=data_warnings(config.data),
+        plan=(
+            "The trained model is cached; only the attributions need computing "
+            f"({ev.samples or d.val_size} validation images, {len(methods)} method(s))."
         )
-        if st.button(
-            "Evaluate" if have_model else "Train", type="primary", key=P + "train_btn", icon=":material/play_arrow:"
-        ):
-            submit_run(config, ev, device, widget_state(P))
-            st.rerun()
-    other_jobs(P, key, render_progress)
+        if have_model
+        else (
+            f"This configuration is not in the cache yet. Training {model_name} for {config.train.epochs} epochs "
+            f"on {d.train_size} images of {d.canvas} px ({PRESETS.get(preset).display_name}), then attributing "
+            f"{ev.samples or d.val_size} validation images."
+        ),
+    )
 
 with tab_scores:
     if result is not None:
@@ -421,6 +409,6 @@ with tab_export:
                 "scores": pd.DataFrame(result.scores_table()),
                 "per_image": pd.DataFrame(result.per_image_table()),
             },
-            key=f"vis_export_{key.split(':')[1]}",
+            key=f"vis_export_{result_key(config, ev)}",
             extra_files=_images,
         )

@@ -18,9 +18,11 @@ from chaosmining.experiments.audio import (
     AudioConfig,
     AudioEvalConfig,
     audio_methods,
+    result_key,
 )
 from chaosmining.models.audio import AUDIO_MODELS
 from ui.audio import (
+    RUNS,
     cached_result,
     channel_wav,
     counterpart,
@@ -36,8 +38,8 @@ from ui.common import (
     init_defaults,
     jobs,
     method_params_widgets,
-    other_jobs,
     persist,
+    result_or_run,
     setup_page,
     show_job,
     widget_state,
@@ -294,39 +296,29 @@ def render_clip(result: Any) -> None:
 
 
 with tab_channels:
-    key = job_key(config, ev)
-    result = cached_result(config, ev)
-    job = jobs().get(key)
-    if result is not None:
-        render_channels(result)
-    elif job is not None and not job.snapshot().done:
-        show_job(key, render_progress)
-    else:
-        if job is not None and job.status == "failed":
-            st.error(job.error)
-        elif job is not None and job.status == "cancelled":
-            st.info(f"The run was stopped: {job.error}")
-        have_model = model_cached(config)
-        d = config.data
-        st.info(
-            (
-                "The trained model is cached; only the attributions need computing "
-                f"({ev.samples or 'all'} test clips, {len(methods)} method(s))."
-            )
-            if have_model
-            else (
-                f"This configuration is not in the cache yet. Making the words, training the "
-                f"{AUDIO_MODELS.get(model_name).display_name} for {config.train.epochs} epochs on "
-                f"{len(d.word_list)} words x {d.train_per_class or 'all'} clips, then attributing "
-                f"{ev.samples or 'all'} test clips."
-            )
+    have_model = model_cached(config)
+    d = config.data
+    result = result_or_run(
+        RUNS,
+        config,
+        ev,
+        device,
+        P,
+        render_result=render_channels,
+        render_progress=render_progress,
+        have_model=have_model,
+        plan=(
+            "The trained model is cached; only the attributions need computing "
+            f"({ev.samples or 'all'} test clips, {len(methods)} method(s))."
         )
-        if st.button(
-            "Evaluate" if have_model else "Train", type="primary", key=P + "train_btn", icon=":material/play_arrow:"
-        ):
-            submit_run(config, ev, device, widget_state(P))
-            st.rerun()
-    other_jobs(P, key, render_progress)
+        if have_model
+        else (
+            f"This configuration is not in the cache yet. Making the words, training the "
+            f"{AUDIO_MODELS.get(model_name).display_name} for {config.train.epochs} epochs on "
+            f"{len(d.word_list)} words x {d.train_per_class or 'all'} clips, then attributing "
+            f"{ev.samples or 'all'} test clips."
+        ),
+    )
 
 with tab_clip:
     if result is not None:
@@ -380,6 +372,6 @@ with tab_export:
             _figures,
             result.bundle,
             lambda: {"scores": pd.DataFrame(result.scores_table())},
-            key=f"aud_export_{key.split(':')[1]}",
+            key=f"aud_export_{result_key(config, ev)}",
             extra_files=lambda: result.sample_wavs(0),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "widget_state",
     "restore_widgets",
     "other_jobs",
+    "result_or_run",
 ]
 
 
@@ -292,3 +293,45 @@ def other_jobs(prefix: str, current: str | None, render_progress: Callable[[JobS
             )
             if render_progress is not None:
                 show_job(other, render_progress, interval=2.0)
+
+
+def result_or_run(
+    runs: PageRuns,
+    config: Any,
+    ev: Any,
+    device: str,
+    prefix: str,
+    *,
+    render_result: Callable[[Any], None],
+    render_progress: Callable[[JobSnapshot], None],
+    plan: str,
+    have_model: bool,
+    warnings: Sequence[str] = (),
+) -> Any | None:
+    """A modality page's main panel: the cached result, else the running job's progress, else the plan and a button.
+
+    ``plan`` says what a run will do; the button reads "Evaluate" when the trained model is cached
+    (``have_model``), else "Train". Jobs this session started for other settings are listed below.
+    Returns the result (``None`` until there is one).
+    """
+    key = runs.job_key(config, ev)
+    result = runs.cached_result(config, ev)
+    job = jobs().get(key)
+    if result is not None:
+        render_result(result)
+    elif job is not None and not job.snapshot().done:
+        show_job(key, render_progress)
+    else:
+        if job is not None and job.status == "failed":
+            st.error(job.error)
+        elif job is not None and job.status == "cancelled":
+            st.info(f"The run was stopped: {job.error}")
+        for w in warnings:
+            st.warning(w)
+        st.info(plan)
+        label = "Evaluate" if have_model else "Train"
+        if st.button(label, type="primary", key=prefix + "train_btn", icon=":material/play_arrow:"):
+            runs.submit(config, ev, device, widget_state(prefix))
+            st.rerun()
+    other_jobs(prefix, key, render_progress)
+    return result
