@@ -141,8 +141,8 @@ def cmd_page(cache: Cache) -> None:
         "ROAR (4 estimators, default fractions, 1 repeat)": lambda: run_roar(
             RoarConfig(task=task, methods=PAGE_METHODS), cache=cache
         ),
-        "ROAD (linear + mean, 200 rows, 2 repeats)": lambda: run_road(
-            RoadConfig(task=task, methods=PAGE_METHODS, samples=200, repeats=2), cache=cache
+        "ROAD (linear + mean, 200 rows, 3 repeats)": lambda: run_road(
+            RoadConfig(task=task, methods=PAGE_METHODS, samples=200), cache=cache
         ),
         "blur bias (saliency, random, oracle at 0.05/0.1/0.3)": lambda: run_blur(
             BlurConfig(task=task, fractions=(0.05, 0.1, 0.3)), cache=cache
