@@ -256,7 +256,7 @@ def bench_fidelity(a: argparse.Namespace) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["synthesis", "training", "attribution", "page", "fidelity"])
-    p.add_argument("--clips", type=int, default=64)
+    p.add_argument("--clips", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--preset", default="demo")
