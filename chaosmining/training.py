@@ -27,6 +27,7 @@ from .config import ConfigBase
 from .errors import JobCancelled, TrainingDivergedError
 from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
 from .registry import Registry
+from .runtime import tune_allocator
 from .validation import check_choice, check_float, check_int
 
 __all__ = [
@@ -289,6 +290,7 @@ def train_mlp(
     JobCancelled
         When ``monitor.should_stop()`` turns true.
     """
+    tune_allocator()  # epoch-sized buffers stay in the heap (see chaosmining.runtime)
     device = torch.device(device)
     act = ACTIVATIONS.get(model_config.activation)
     loss_spec = LOSSES.get(train_config.loss)
