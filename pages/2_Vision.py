@@ -315,7 +315,6 @@ with tab_gallery:
         config,
         ev,
         device,
-        P,
         render_result=render_gallery,
         render_progress=render_progress,
         have_model=have_model,

@@ -30,7 +30,6 @@ from ui.audio import (
     job_key,
     model_cached,
     reading,
-    submit_run,
 )
 from ui.common import (
     export_section,
@@ -303,7 +302,6 @@ with tab_channels:
         config,
         ev,
         device,
-        P,
         render_result=render_channels,
         render_progress=render_progress,
         have_model=have_model,
@@ -343,7 +341,7 @@ with tab_whatif:
         if ojob is not None and ojob.status in ("failed", "cancelled"):
             st.error(ojob.error)
         if st.button(f"Train with the {other_cfg.data.background} background", key=P + "whatif_btn"):
-            submit_run(other_cfg, ev, device, widget_state(P))
+            RUNS.submit(other_cfg, ev, device, widget_state(P))
             st.rerun()
     if ready:
         st.plotly_chart(viz.background_whatif(ready), key="aud_whatif")

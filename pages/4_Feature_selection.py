@@ -26,6 +26,7 @@ from ui.common import (
     method_params_widgets,
     other_jobs,
     persist,
+    remember_job,
     setup_page,
     show_job,
     widget_state,
@@ -281,9 +282,7 @@ with tab_results:
             st.info(f"The run was stopped: {job.error}")
         if st.button("Run selection", type="primary", key=P + "run_btn", icon=":material/play_arrow:"):
             submit_rfe(config, workers or None, widget_state(P), plan)
-            st.session_state.setdefault(P + "jobs", [])
-            if key not in st.session_state[P + "jobs"]:
-                st.session_state[P + "jobs"].append(key)
+            remember_job(P, key)
             st.rerun()
     other_jobs(P, key)
 

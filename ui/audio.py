@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from chaosmining.attribution import METHODS
@@ -19,13 +17,12 @@ from chaosmining.experiments.audio import (
     result_key,
     run_audio,
 )
-from ui.common import PageRuns, get_cache
+from ui.common import PageRuns
 
 __all__ = [
     "cached_result",
     "model_cached",
     "job_key",
-    "submit_run",
     "engine_note",
     "channel_wav",
     "reading",
@@ -41,19 +38,13 @@ RUNS = PageRuns(
     RESULT_KIND,
     result_key,
     lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
-    "aud_jobs",
+    "aud_",
+    MODEL_KIND,
 )
 cached_result = RUNS.cached_result
 job_key = RUNS.job_key
 
-
-def model_cached(config: AudioConfig) -> bool:
-    return get_cache().has(MODEL_KIND, config.config_hash)
-
-
-def submit_run(config: AudioConfig, ev: AudioEvalConfig, device: str, widgets: dict[str, Any]) -> None:
-    """Train and evaluate ``config`` in a background job (deduplicated by its cache key)."""
-    RUNS.submit(config, ev, device, widgets)
+model_cached = RUNS.model_cached
 
 
 @st.cache_data(show_spinner=False)

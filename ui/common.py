@@ -35,6 +35,7 @@ __all__ = [
     "widget_state",
     "restore_widgets",
     "other_jobs",
+    "remember_job",
     "result_or_run",
 ]
 
@@ -74,7 +75,9 @@ class PageRuns:
 
     ``run(config, ev, *, cache, device=..., report=..., should_stop=...)`` is the library's entry point
     (``run_symbolic``, ``run_vision``, ``run_audio``); its results live under ``result_kind`` at
-    ``result_key(config, ev)``, and the job of a configuration is ``"<name>:<result key>"``.
+    ``result_key(config, ev)``, and the job of a configuration is ``"<name>:<result key>"``. ``prefix`` is
+    the page's widget-key prefix: the session's jobs are listed under ``prefix + "jobs"``. Trained models
+    live under ``model_kind`` at ``config.config_hash`` (``None`` where the page does not ask).
     """
 
     name: str
@@ -84,13 +87,18 @@ class PageRuns:
     result_kind: str
     result_key: Callable[[Any, Any], str]
     describe: Callable[[Any], str]
-    session_jobs: str
+    prefix: str
+    model_kind: str | None = None
 
     def __post_init__(self) -> None:
         _PAGE_RUNS[self.name] = self
 
     def job_key(self, config: Any, ev: Any) -> str:
         return f"{self.name}:{self.result_key(config, ev)}"
+
+    def model_cached(self, config: Any) -> bool:
+        """Whether the trained model of ``config`` is in the cache (only attributions left to compute)."""
+        return self.model_kind is not None and get_cache().has(self.model_kind, config.config_hash)
 
     def cached_result(self, config: Any, ev: Any) -> Any | None:
         """The result if the cache (or the shipped assets) hold it, else ``None``; errors shown with st.error."""
@@ -118,9 +126,7 @@ class PageRuns:
             description=self.describe(config),
             payload={"epochs": config.train.epochs, **payload, "widgets": widgets},
         )
-        mine = st.session_state.setdefault(self.session_jobs, [])
-        if key not in mine:
-            mine.append(key)
+        remember_job(self.prefix, key)
         return key
 
 
@@ -277,6 +283,13 @@ def restore_widgets(state: dict[str, Any]) -> None:
         st.session_state[k] = v
 
 
+def remember_job(prefix: str, key: str) -> None:
+    """List job ``key`` among this session's jobs of the page with widget prefix ``prefix`` (see :func:`other_jobs`)."""
+    mine = st.session_state.setdefault(prefix + "jobs", [])
+    if key not in mine:
+        mine.append(key)
+
+
 def other_jobs(prefix: str, current: str | None, render_progress: Callable[[JobSnapshot], None] | None = None) -> None:
     """Jobs this session started for other settings keep running: list them, each with its settings one click away."""
     for other in st.session_state.get(prefix + "jobs", []):
@@ -300,7 +313,6 @@ def result_or_run(
     config: Any,
     ev: Any,
     device: str,
-    prefix: str,
     *,
     render_result: Callable[[Any], None],
     render_progress: Callable[[JobSnapshot], None],
@@ -330,8 +342,8 @@ def result_or_run(
             st.warning(w)
         st.info(plan)
         label = "Evaluate" if have_model else "Train"
-        if st.button(label, type="primary", key=prefix + "train_btn", icon=":material/play_arrow:"):
-            runs.submit(config, ev, device, widget_state(prefix))
+        if st.button(label, type="primary", key=runs.prefix + "train_btn", icon=":material/play_arrow:"):
+            runs.submit(config, ev, device, widget_state(runs.prefix))
             st.rerun()
-    other_jobs(prefix, key, render_progress)
+    other_jobs(runs.prefix, key, render_progress)
     return result

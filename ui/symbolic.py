@@ -46,7 +46,7 @@ RUNS = PageRuns(
     RESULT_KIND,
     _result_key,
     lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
-    "sym_jobs",
+    "sym_",
 )
 cached_result = RUNS.cached_result
 

@@ -30,7 +30,6 @@ __all__ = [
     "cached_result",
     "model_cached",
     "job_key",
-    "submit_run",
     "conditions_key",
     "submit_conditions",
     "cached_conditions",
@@ -50,19 +49,13 @@ RUNS = PageRuns(
     RESULT_KIND,
     result_key,
     lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
-    "vis_jobs",
+    "vis_",
+    MODEL_KIND,
 )
 cached_result = RUNS.cached_result
 job_key = RUNS.job_key
 
-
-def model_cached(config: VisionConfig) -> bool:
-    return get_cache().has(MODEL_KIND, config.config_hash)
-
-
-def submit_run(config: VisionConfig, ev: VisionEvalConfig, device: str, widgets: dict[str, Any]) -> None:
-    """Train and evaluate ``config`` in a background job (deduplicated by its cache key)."""
-    RUNS.submit(config, ev, device, widgets)
+model_cached = RUNS.model_cached
 
 
 def conditions_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
