@@ -144,3 +144,8 @@ def test_a_roar_bundle_reruns(tmp_path, capsys):
     assert (tmp_path / "bundle.json").is_file() and (tmp_path / "roar_curves.html").is_file()
     again = _json(capsys, ["rerun", str(tmp_path / "bundle.json"), "--json"])
     assert again["methods"] == first["methods"]
+    # the evaluation tasks run on the CPU: a GPU request is refused with a message, for a run and a re-run alike
+    assert main(["rerun", str(tmp_path / "bundle.json"), "--device", "cuda"]) == 2
+    assert "'--device' argument of the evaluation commands" in capsys.readouterr().err
+    assert main(["roar", "--task", "toy16", "--device", "cuda"]) == 2
+    assert "'--device' argument of the evaluation commands" in capsys.readouterr().err

@@ -368,6 +368,7 @@ def _make(spec: EvaluationCommand) -> Command:
         return _finish(spec.run(spec.config(a), cache=cache), a)
 
     def rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
+        _check_device(a)
         cfg = bundle.get("config")
         if not isinstance(cfg, dict):
             raise ConfigError(
