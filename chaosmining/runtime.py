@@ -9,6 +9,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ __all__ = [
     "configure_threads",
     "resolve_device",
     "spawn_context",
+    "WorkerPool",
+    "lend_idle_cores",
     "tune_allocator",
     "DeviceInfo",
     "device_info",
@@ -154,3 +157,72 @@ class _LibrarySpawnContext(mp_context.SpawnContext):
 def spawn_context() -> mp_context.SpawnContext:
     """The ``spawn`` multiprocessing context for library worker pools (see :func:`_bare_main`)."""
     return _LibrarySpawnContext()
+
+
+# --- Worker pools that lend idle cores -------------------------------------------------------------
+#
+# Library pools run one single-threaded task per core (two single-threaded trainings finish sooner than
+# one two-threaded training). When fewer tasks than workers remain (the tail of a sweep, the last
+# chain of an RFE run), the idle cores are lent to the running tasks: each worker knows how many
+# tasks are running and its long loops call :func:`lend_idle_cores`, which sets torch's thread count
+# to its share of the pool's cores.
+
+_pool_busy = None  # the pool's shared count of running tasks (set in each worker)
+_pool_cores = 1
+_pool_seen: int | None = None  # the share seen at the previous check (two checks must agree)
+
+
+def _pool_worker_init(busy, cores: int) -> None:  # noqa: ANN001 - a multiprocessing Value
+    global _pool_busy, _pool_cores, _pool_seen
+    configure_threads(1)
+    _pool_busy, _pool_cores, _pool_seen = busy, cores, None
+
+
+def _counted_task(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - any task
+    global _pool_seen
+    busy = _pool_busy
+    if busy is None:
+        return fn(*args, **kwargs)
+    with busy.get_lock():
+        busy.value += 1
+    _pool_seen = None
+    lend_idle_cores()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        with busy.get_lock():
+            busy.value -= 1
+        configure_threads(1)
+
+
+def lend_idle_cores() -> int:
+    """In a :class:`WorkerPool` worker, take this task's share of the pool's idle cores.
+
+    Sets torch's thread count to ``cores // running tasks`` when two successive calls agree (a
+    worker between two tasks does not count as idle), and returns it. Outside a pool it does nothing
+    and returns the current thread count. Cheap: call it every few dozen epochs.
+    """
+    global _pool_seen
+    if _pool_busy is None:
+        return torch.get_num_threads()
+    share = max(1, _pool_cores // max(1, _pool_busy.value))
+    if share == _pool_seen or _pool_seen is None and share == 1:
+        configure_threads(share)
+    _pool_seen = share
+    return torch.get_num_threads()
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A process pool for library work: spawned workers with an empty ``__main__`` (see
+    :func:`spawn_context`), one torch thread each, and idle cores lent to the tasks still running
+    (see :func:`lend_idle_cores`)."""
+
+    def __init__(self, workers: int) -> None:
+        ctx = spawn_context()
+        self._busy = ctx.Value("i", 0)
+        super().__init__(
+            max_workers=workers, mp_context=ctx, initializer=_pool_worker_init, initargs=(self._busy, workers)
+        )
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - Executor's signature
+        return super().submit(_counted_task, fn, *args, **kwargs)

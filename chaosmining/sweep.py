@@ -1,8 +1,10 @@
 """What-if sweeps in the style of the paper's Figure 4: vary one factor, several seeds.
 
 Cells that are already cached are read back at once; the others run in parallel worker processes
-(one torch thread each: on the 2-core machine two single-threaded trainings finish about twice as
-fast as one two-threaded training). On CUDA the cells run one after another on the GPU.
+(one torch thread each: on the 2-core machine two single-threaded trainings finish sooner than one
+two-threaded training). When fewer cells than workers are left, the idle cores are lent to the cells
+still running (:class:`chaosmining.runtime.WorkerPool`); results do not depend on it (thread-count
+independent MKL, see :mod:`chaosmining`). On CUDA the cells run one after another on the GPU.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from .data.formulas import FORMULAS
 from .errors import ChaosMiningError, ConfigError, JobCancelled
 from .experiments.symbolic import RESULT_KIND, EvalConfig, SymbolicConfig, _result_key, run_symbolic
 from .registry import Registry
-from .runtime import configure_threads, resolve_device, spawn_context
+from .runtime import WorkerPool, resolve_device
 from .training import OPTIMIZERS
 from .validation import check_int
 
@@ -266,10 +268,6 @@ def _cell_from_result(value: Any, seed: int, r: Any) -> CellResult:
     return CellResult(value, seed, r.fprec, r.uscore, r.prediction_uscore, r.test_mae, r.cached, r.seconds)
 
 
-def _worker_init(threads: int) -> None:
-    configure_threads(threads)
-
-
 def _run_cell(config: dict[str, Any], ev: dict[str, Any], cache_root: str, stop_file: str) -> dict[str, Any]:
     cfg = SymbolicConfig.from_dict(config)
     evc = EvalConfig.from_dict(ev)
@@ -353,10 +351,7 @@ def run_sweep(
     elif todo:
         stop_file = Path(tempfile.gettempdir()) / f"chaosmining-stop-{os.getpid()}-{time.time_ns()}"
         ev = config.eval.to_dict()
-        ctx = spawn_context()
-        with ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=_worker_init, initargs=(1,)
-        ) as pool:
+        with WorkerPool(n_workers) as pool:
             futures: dict[Future, tuple[Any, int, float]] = {
                 pool.submit(_run_cell, cfg.to_dict(), ev, str(cache.root), str(stop_file)): (
                     value,

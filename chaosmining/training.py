@@ -27,7 +27,7 @@ from .config import ConfigBase
 from .errors import JobCancelled, TrainingDivergedError
 from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
 from .registry import Registry
-from .runtime import tune_allocator
+from .runtime import lend_idle_cores, tune_allocator
 from .validation import check_choice, check_float, check_int
 
 __all__ = [
@@ -339,6 +339,7 @@ def train_mlp(
                 opt.step()
                 epoch_loss += loss * (xb.shape[1] / n)
             if epoch % every == 0 or epoch == epochs:
+                lend_idle_cores()  # in a worker pool: take a share of the cores other workers left idle
                 value = float(epoch_loss)
                 if not math.isfinite(value):
                     raise TrainingDivergedError(

@@ -13,7 +13,8 @@ How the work is organised
   same features. Importances are cached per unit and method (``rfe-importance``).
 * **Scheduling**: every selector is a chain of rounds (:func:`chaosmining.selection.rfewna_rounds`);
   independent units and the classic baselines run in worker processes of one torch thread each (on CUDA,
-  or with one worker, in this process). A Stop request halts the workers at their next epoch; finished
+  or with one worker, in this process); when fewer units than workers are ready, the idle cores are
+  lent to the running ones (:class:`chaosmining.runtime.WorkerPool`). A Stop request halts the workers at their next epoch; finished
   units stay cached, so a re-run resumes where it stopped.
 """
 
@@ -26,7 +27,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from ..errors import ChaosMiningError, DataError, JobCancelled
 from ..metrics import mae
 from ..models.mlp import MLPConfig
 from ..registry import Registry
-from ..runtime import configure_threads, resolve_device, spawn_context
+from ..runtime import WorkerPool, resolve_device
 from ..selection import (
     attribution_importance,
     classic_rfe,
@@ -1074,10 +1075,6 @@ class _InlineExecutor:
         pass
 
 
-def _worker_init(threads: int) -> None:
-    configure_threads(threads)
-
-
 def default_workers() -> int:
     from ..sweep import default_workers as _default
 
@@ -1175,12 +1172,7 @@ class _Scheduler:
             if self.device.type == "cuda" or self.workers <= 1:
                 self.executor = _InlineExecutor(self.should_stop)
             else:
-                self.executor = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=spawn_context(),
-                    initializer=_worker_init,
-                    initargs=(1,),
-                )
+                self.executor = WorkerPool(self.workers)
         return self.executor
 
     def _emit(self, **event: Any) -> None:
