@@ -149,3 +149,20 @@ def test_a_roar_bundle_reruns(tmp_path, capsys):
     assert "'--device' argument of the evaluation commands" in capsys.readouterr().err
     assert main(["roar", "--task", "toy16", "--device", "cuda"]) == 2
     assert "'--device' argument of the evaluation commands" in capsys.readouterr().err
+
+
+def test_every_config_setting_of_road_blur_and_sanity_is_reachable_from_the_command_line():
+    import argparse
+
+    from chaosmining.commands import evaluate as ev
+
+    def parsed(add, build, argv):
+        p = argparse.ArgumentParser()
+        add(p)
+        return build(p.parse_args(argv))
+
+    assert parsed(ev._road_arguments, ev._road_config, ["--aggregate", "signed"]).aggregate == "signed"
+    assert parsed(ev._road_arguments, ev._road_config, []).aggregate == "abs"
+    assert parsed(ev._blur_arguments, ev._blur_config, ["--road-samples", "50"]).road_samples == 50
+    assert parsed(ev._sanity_arguments, ev._sanity_config, ["--true-scale", "2.5"]).true_scale == 2.5
+    assert parsed(ev._sanity_arguments, ev._sanity_config, []).true_scale == 5.0

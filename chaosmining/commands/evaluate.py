@@ -126,7 +126,13 @@ def _road_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imputations", type=_comma_list, default=["linear", "mean"])
     p.add_argument("--postprocess", default="none", choices=POSTPROCESS.names())
     p.add_argument("--samples", type=int, default=200, help="test rows per repeat (0 = all)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=_default(RoadConfig, "repeats"))
+    p.add_argument(
+        "--aggregate",
+        default=_default(RoadConfig, "aggregate"),
+        choices=["abs", "square", "signed"],
+        help="how a pixel's colour channels (and the sign) make one score",
+    )
 
 
 def _road_config(a: argparse.Namespace) -> RoadConfig:
@@ -138,6 +144,7 @@ def _road_config(a: argparse.Namespace) -> RoadConfig:
         postprocess=a.postprocess,
         samples=a.samples,
         repeats=a.repeats,
+        aggregate=a.aggregate,
     )
 
 
@@ -148,6 +155,12 @@ def _blur_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--road", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--road-samples",
+        type=int,
+        default=_default(BlurConfig, "road_samples"),
+        help="test rows of the ROAD part (0 = all)",
+    )
 
 
 def _blur_config(a: argparse.Namespace) -> BlurConfig:
@@ -158,6 +171,7 @@ def _blur_config(a: argparse.Namespace) -> BlurConfig:
         repeats=a.repeats,
         retrain=a.retrain,
         road=a.road,
+        road_samples=a.road_samples,
     )
 
 
@@ -167,10 +181,23 @@ def _sanity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=64, help="test rows whose maps are compared")
     p.add_argument("--label-samples", type=int, default=500, help="training rows of the label test")
     p.add_argument("--memorise", type=float, default=20.0, help="training budget multiplier for permuted labels")
+    p.add_argument(
+        "--true-scale",
+        type=float,
+        default=_default(SanityConfig, "true_scale"),
+        help="training budget multiplier of the label test's models on true labels",
+    )
 
 
 def _sanity_config(a: argparse.Namespace) -> SanityConfig:
-    return SanityConfig(**_base(a), test=a.test, samples=a.samples, label_samples=a.label_samples, memorise=a.memorise)
+    return SanityConfig(
+        **_base(a),
+        test=a.test,
+        samples=a.samples,
+        label_samples=a.label_samples,
+        memorise=a.memorise,
+        true_scale=a.true_scale,
+    )
 
 
 def _faith_arguments(p: argparse.ArgumentParser) -> None:
