@@ -186,9 +186,13 @@ except ChaosMiningError as exc:
     st.error(str(exc))
     st.stop()
 
+word_text = (  # a published folder defines its own classes (its training metadata), not the word set
+    "the words of the published set"
+    if source == "published"
+    else f"{len(config.data.word_list)} words from {SOURCES.get(source).display_name.lower()}"
+)
 st.markdown(
-    f"**Setting {config.data.setting}**: {config.data.channels} channels, "
-    f"{len(config.data.word_list)} words from {SOURCES.get(source).display_name.lower()}, "
+    f"**Setting {config.data.setting}**: {config.data.channels} channels, {word_text}, "
     f"{background} background, speech in {'channel 0' if position == 'fixed' else 'a random channel'}; "
     f"{AUDIO_MODELS.get(model_name).display_name}, preset {PRESETS.get(preset).display_name}."
 )
@@ -313,7 +317,8 @@ with tab_channels:
         else (
             f"This configuration is not in the cache yet. Making the words, training the "
             f"{AUDIO_MODELS.get(model_name).display_name} for {config.train.epochs} epochs on "
-            f"{len(d.word_list)} words x {d.train_per_class or 'all'} clips, then attributing "
+            f"{'the published words' if source == 'published' else f'{len(d.word_list)} words'} x "
+            f"{d.train_per_class or 'all'} clips, then attributing "
             f"{ev.samples or 'all'} test clips."
         ),
     )
