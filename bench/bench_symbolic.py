@@ -127,9 +127,11 @@ def bench_figure4(args: argparse.Namespace) -> dict:
     sweep = SweepConfig(
         base=SymbolicConfig(train=TrainConfig(epochs=args.epochs)), factor="formula", seeds=seeds, eval=ev
     )
+    rate_before = matmul_gflops()  # the host's speed now: shared VMs vary by a third from hour to hour
     t = time.perf_counter()
     res = run_sweep(sweep, cache=cache, device="cpu", workers=args.workers)
     wall = time.perf_counter() - t
+    rate_after = matmul_gflops()
     agg = res.aggregate()
     out = {
         "bench": "figure4",
@@ -138,6 +140,8 @@ def bench_figure4(args: argparse.Namespace) -> dict:
         "wall_s": wall,
         "target_s": 180,
         "wall_over_target": wall / 180,
+        "matmul_gflops_before_after": [round(rate_before), round(rate_after)],
+        "cell_seconds": sorted(round(c.seconds, 1) for c in res.cells),
         "errors": res.errors,
         "mean_fprec": {m: float(np.mean([agg[(v, m)]["fprec_mean"] for v in res.values])) for m in res.methods},
         "machine": machine(),
