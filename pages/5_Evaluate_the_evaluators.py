@@ -30,7 +30,7 @@ from chaosmining.evaluation.estimators import CONTROLS
 from chaosmining.evaluation.sanity import DEFAULT_SANITY_METHODS
 from chaosmining.evaluation.tasks import preflight_notes
 from ui.common import init_defaults, method_params_widgets, persist, setup_page
-from ui.evaluation import conclude, export, parse_fractions, section
+from ui.evaluation import conclude, export, parse_fractions, parse_numbers, section
 
 setup_page("Evaluate the evaluators", ":material/rule:")
 persist("ev_")
@@ -59,6 +59,7 @@ init_defaults(
         P + "roar_retrain": True,
         P + "roar_post": "none",
         P + "roar_repeats": 1,
+        P + "roar_probe": False,
         P + "road_fractions": "",
         P + "road_imputations": ["linear", "mean"],
         P + "road_samples": 200,
@@ -70,6 +71,9 @@ init_defaults(
         P + "sanity_samples": 64,
         P + "faith_samples": 200,
         P + "faith_steps": 16,
+        P + "faith_sens_samples": FaithfulnessConfig.__dataclass_fields__["sens_samples"].default,
+        P + "faith_subsets": FaithfulnessConfig.__dataclass_fields__["subsets"].default,
+        P + "faith_n_values": "",
     }
 )
 
@@ -192,7 +196,7 @@ with tabs[1]:
         "mean, **retrain a fresh model** and score it. ROAR: a lower curve is a better ranking; KAR: higher. The "
         "default fractions are dense below the share of relevant units, where good curves saturate."
     )
-    c = st.columns(5)
+    c = st.columns(6)
     fractions_text = c[0].text_input("Fractions (blank = auto)", key=P + "roar_fractions")
     keep = c[1].checkbox("KAR (keep)", key=P + "roar_keep")
     retrain = c[2].checkbox("Retrain", key=P + "roar_retrain")
@@ -204,6 +208,13 @@ with tabs[1]:
         help="Model-agnostic blur of the maps before ranking (not of the controls).",
     )
     roar_repeats = c[4].number_input("Repeats", 1, 10, key=P + "roar_repeats")
+    probe = c[5].checkbox(
+        "Mask probe",
+        key=P + "roar_probe",
+        help="Also measure the removal masks (roughness, pieces, share of the ground truth) and fit a probe that "
+        "predicts the label from the mask alone (first repeat): when the mask gives the label away, ROAR measures "
+        "the mask, not the ranking.",
+    )
     try:
         cfg = RoarConfig.create(
             task,
@@ -214,6 +225,7 @@ with tabs[1]:
             retrain=retrain,
             postprocess=post if modality != "tabular" else "none",
             repeats=roar_repeats,
+            probe=probe,
         )
     except ChaosMiningError as exc:
         st.error(str(exc))
@@ -228,6 +240,10 @@ with tabs[1]:
             _show(viz.roar_figure(r), "roar_main", c1)
             if r.config.retrain:
                 _show(viz.roar_no_retrain_figure(r), "roar_noretrain", c2)
+            if r.probe:
+                c1, c2 = st.columns(2)
+                _show(viz.mask_stats_figure(r, "probe"), "roar_probe", c1)
+                _show(viz.mask_stats_figure(r, "boundary_ratio"), "roar_boundary", c2)
             conclude("roar", r)
 
         n_fr = len(cfg.fractions) or 5
@@ -402,11 +418,31 @@ with tabs[5]:
         "the output's drop when those units are zeroed: Input x Gradient and Integrated Gradients give 1 for every "
         "n on a linear model."
     )
-    c = st.columns(2)
+    c = st.columns(5)
     faith_samples = c[0].number_input("Test rows", 10, 5000, key=P + "faith_samples")
     steps = c[1].number_input("Steps", 2, 200, key=P + "faith_steps")
+    sens_samples = c[2].number_input(
+        "Sensitivity-n rows", 2, 5000, key=P + "faith_sens_samples", help="Test rows of the Sensitivity-n part."
+    )
+    subsets = c[3].number_input(
+        "Subsets per n", 3, 10000, key=P + "faith_subsets", help="Random subsets of n units drawn per row and n."
+    )
+    n_text = c[4].text_input(
+        "n values (blank = auto)",
+        key=P + "faith_n_values",
+        help="Subset sizes; blank: powers of two up to 80% of the units.",
+    )
     try:
-        fcfg = FaithfulnessConfig.create(task, methods, method_params, samples=faith_samples, steps=steps)
+        fcfg = FaithfulnessConfig.create(
+            task,
+            methods,
+            method_params,
+            samples=faith_samples,
+            steps=steps,
+            sens_samples=sens_samples,
+            subsets=subsets,
+            n_values=parse_numbers(n_text, "n_values", int, "1, 4, 16"),
+        )
     except ChaosMiningError as exc:
         st.error(str(exc))
     else:

@@ -74,3 +74,26 @@ def test_preflight_notes_appear_before_any_run():
     assert any("DeepLift has no rule for AdaptiveMaxPool1d" in w.value for w in at.warning) is False
     at.multiselect(key="ev_methods").set_value(["saliency", "deeplift", "random"]).run()
     assert any("DeepLift has no rule for AdaptiveMaxPool1d" in w.value for w in at.warning)
+
+
+def test_roar_mask_probe_and_sensitivity_n_settings_reach_their_configs():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    _wait_for_jobs("eval-roar")
+    at.selectbox(key="ev_task").set_value("formula").run()
+    at.multiselect(key="ev_methods").set_value(["saliency", "random"]).run()
+    at.text_input(key="ev_roar_fractions").set_value("0.1, 0.5").run()
+    at.checkbox(key="ev_roar_probe").check().run()
+    at.button(key="ev_roar_run_btn").click().run()
+    _wait_for_jobs("eval-roar", timeout=180)
+    at.run()
+    assert not at.exception
+    titles = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "mask-only probe score" in titles and "boundary ratio" in titles
+    # Sensitivity-n: a bad subset-size list is refused with a message naming it; the other settings stay.
+    at.text_input(key="ev_faith_n_values").set_value("1, four").run()
+    assert not at.exception
+    assert any("'n_values' setting must be comma-separated whole numbers" in e.value for e in at.error)
+    at.number_input(key="ev_faith_subsets").set_value(7).run()
+    assert at.text_input(key="ev_faith_n_values").value == "1, four"
+    assert at.checkbox(key="ev_roar_probe").value is True

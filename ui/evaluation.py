@@ -110,16 +110,22 @@ def _progress(snap: Any) -> None:
     st.progress(min(1.0, done / max(total, 1)), text=f"{stage} ({done} of {total} steps)")
 
 
-def parse_fractions(text: str, name: str = "fractions") -> tuple[float, ...]:
-    """``"0.05, 0.1"`` -> (0.05, 0.1); empty -> () (the task's default grid). Raises a ChaosMiningError."""
+def parse_numbers(text: str, name: str, kind: type = float, example: str = "0.05, 0.1, 0.3") -> tuple[Any, ...]:
+    """``"0.05, 0.1"`` -> (0.05, 0.1) (``kind`` converts each); empty -> () (the default). Raises a ChaosMiningError."""
     from chaosmining.errors import ConfigError
 
     try:
-        return tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
+        return tuple(kind(t) for t in text.replace(";", ",").split(",") if t.strip())
     except ValueError:
+        what = "whole numbers" if kind is int else "numbers"
         raise ConfigError(
-            f"The '{name}' setting must be comma-separated numbers such as 0.05, 0.1, 0.3. Got {text!r} instead."
+            f"The '{name}' setting must be comma-separated {what} such as {example}. Got {text!r} instead."
         ) from None
+
+
+def parse_fractions(text: str, name: str = "fractions") -> tuple[float, ...]:
+    """``"0.05, 0.1"`` -> (0.05, 0.1); empty -> () (the task's default grid). Raises a ChaosMiningError."""
+    return parse_numbers(text, name)
 
 
 def section(

@@ -275,6 +275,11 @@ class RoarResult:
     def x_label(self) -> str:
         return "fraction of units kept (top-ranked)" if self.config.keep else "fraction of units removed (top-ranked)"
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Display label of every estimator, by key."""
+        return {k: c.label for k, c in {**self.no_retrain, **self.curves}.items()}
+
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON: per method a list of ``{fraction, score, spread}`` (plus the no-retrain curves)."""
         return {

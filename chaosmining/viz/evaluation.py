@@ -159,8 +159,8 @@ def blur_road_figure(result: BlurResult, order: str = "morf") -> go.Figure:
     )
 
 
-def mask_stats_figure(result: BlurResult, stat: str = "boundary_ratio") -> go.Figure:
-    """A mask statistic (or the mask-only probe with ``stat='probe'``) against the fraction removed."""
+def mask_stats_figure(result: BlurResult | RoarResult, stat: str = "boundary_ratio") -> go.Figure:
+    """A mask statistic (or the mask-only probe with ``stat='probe'``) against the fraction removed (kept, KAR)."""
     names = {
         "boundary_ratio": "boundary ratio (1 = as rough as random)",
         "components": "connected components",
@@ -187,7 +187,7 @@ def mask_stats_figure(result: BlurResult, stat: str = "boundary_ratio") -> go.Fi
     return _layout(
         fig,
         f"Masks: {names[stat]}",
-        xaxis=dict(title="fraction of units removed"),
+        xaxis=dict(title=getattr(result, "x_label", "fraction of units removed")),
         yaxis=dict(title=names[stat]),
         legend=dict(orientation="h", y=-0.25),
         height=420,
