@@ -87,7 +87,7 @@ def _cpu_seconds() -> float:
 
 
 def figure7_configs(args: argparse.Namespace) -> list[RFEConfig]:
-    train = TrainConfig(epochs=args.epochs, snapshots=1)
+    train = TrainConfig(epochs=args.epochs, snapshots=1, precision=args.precision)
     return [
         RFEConfig(
             data=RFEDataConfig(task=f"formula:{f}", noise_features=args.noise_features),
@@ -164,6 +164,7 @@ def bench_figure7(args: argparse.Namespace) -> dict:
 
     out = {
         "bench": "figure7",
+        "precision": args.precision,
         "formulas": [c.config.data.arg for c in results],
         "epochs": args.epochs,
         "workers": args.workers,
@@ -268,6 +269,7 @@ def main() -> None:
     f7.add_argument("--formulas", default=",".join(FORMULAS))
     f7.add_argument("--noise-features", type=int, default=150)
     f7.add_argument("--epochs", type=int, default=1000)
+    f7.add_argument("--precision", default="fp32", help="fp32 (the paper) or bf16 (mixed precision, where native)")
     f7.add_argument("--seed", type=int, default=42)
     f7.add_argument("--workers", type=int, default=2)
     f7.add_argument(

@@ -35,7 +35,7 @@ from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig, run_sym
 from chaosmining.models.mlp import MLPConfig, build_mlp  # noqa: E402
 from chaosmining.runtime import configure_threads  # noqa: E402
 from chaosmining.sweep import SweepConfig, run_sweep  # noqa: E402
-from chaosmining.training import TrainConfig, train_mlp  # noqa: E402
+from chaosmining.training import PRECISIONS, TrainConfig, train_mlp  # noqa: E402
 
 PAPER = {  # the authors' averages over the 15 formulas at the default configuration
     "fprec": {"saliency": 0.82, "integrated_gradients": 0.72, "deeplift": 0.69, "feature_ablation": 0.67},
@@ -48,8 +48,8 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load[0]:.2f}/{load[1]:.2f}, torch {torch.__version__}"
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     t = time.perf_counter()
     for _ in range(reps):
@@ -83,13 +83,14 @@ def autograd_reference(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, epochs: int
 def bench_bound(args: argparse.Namespace) -> dict:
     configure_threads(1)
     ds = make_symbolic_data(SymbolicDataConfig(formula=args.formula), seed=0)
-    cfg, tc = MLPConfig(), TrainConfig(epochs=args.epochs, snapshots=1)
+    cfg, tc = MLPConfig(), TrainConfig(epochs=args.epochs, snapshots=1, precision=args.precision)
+    dtype = PRECISIONS.get(args.precision).dtype  # the bound of the same work: a large product in that format
     flops = training_flops(len(ds.X_train), ds.n_features, cfg.width, cfg.depth, tc.epochs)
     rows = []
     for rep in range(args.repeats):
-        rate_before = matmul_gflops()
+        rate_before = matmul_gflops(dtype=dtype)
         ours = train_mlp(ds.X_train, ds.y_train, cfg, tc, seed=rep).seconds
-        rate_after = matmul_gflops()
+        rate_after = matmul_gflops(dtype=dtype)
         ref = autograd_reference(ds.X_train, ds.y_train, cfg, tc.epochs) if args.reference else float("nan")
         rate = max(rate_before, rate_after)
         bound = flops / (rate * 1e9)
@@ -103,6 +104,7 @@ def bench_bound(args: argparse.Namespace) -> dict:
         "bench": "bound",
         "formula": args.formula,
         "epochs": args.epochs,
+        "precision": args.precision,
         "train_rows": len(ds.X_train),
         "features": ds.n_features,
         "gflop": flops / 1e9,
@@ -125,7 +127,10 @@ def bench_figure4(args: argparse.Namespace) -> dict:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     ev = EvalConfig(curve_samples=0, measure_memory=False)
     sweep = SweepConfig(
-        base=SymbolicConfig(train=TrainConfig(epochs=args.epochs)), factor="formula", seeds=seeds, eval=ev
+        base=SymbolicConfig(train=TrainConfig(epochs=args.epochs, precision=args.precision)),
+        factor="formula",
+        seeds=seeds,
+        eval=ev,
     )
     rate_before = matmul_gflops()  # the host's speed now: shared VMs vary by a third from hour to hour
     t = time.perf_counter()
@@ -135,6 +140,7 @@ def bench_figure4(args: argparse.Namespace) -> dict:
     agg = res.aggregate()
     out = {
         "bench": "figure4",
+        "precision": args.precision,
         "cells": len(res.cells),
         "workers": args.workers,
         "wall_s": wall,
@@ -202,7 +208,10 @@ def bench_fidelity(args: argparse.Namespace) -> dict:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     ev = EvalConfig(curve_samples=0, measure_memory=False)
     sweep = SweepConfig(
-        base=SymbolicConfig(train=TrainConfig(epochs=args.epochs)), factor="formula", seeds=seeds, eval=ev
+        base=SymbolicConfig(train=TrainConfig(epochs=args.epochs, precision=args.precision)),
+        factor="formula",
+        seeds=seeds,
+        eval=ev,
     )
     t = time.perf_counter()
     res = run_sweep(sweep, cache=cache, device="cpu", workers=args.workers)
@@ -244,6 +253,7 @@ def main() -> None:
     p.add_argument("which", choices=["bound", "figure4", "latency", "fidelity", "all"])
     p.add_argument("--formula", default="7")
     p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--precision", default="fp32", help="fp32 (the paper) or bf16 (mixed precision)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-reference", dest="reference", action="store_false")
     p.add_argument("--seeds", default="0")

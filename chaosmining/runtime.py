@@ -23,6 +23,7 @@ __all__ = [
     "spawn_context",
     "WorkerPool",
     "lend_idle_cores",
+    "native_bf16",
     "tune_allocator",
     "DeviceInfo",
     "device_info",
@@ -99,6 +100,18 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise param_error("device", "resolve_device", "'auto' or 'cpu' on a machine without CUDA", device)
     return torch.device(device)
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CPU: AVX512-BF16 or AMX; CUDA: Ampere or later).
+
+    Without it torch emulates bfloat16 products, slower than float32.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,16 @@ from .config import ConfigBase
 from .errors import JobCancelled, TrainingDivergedError
 from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
 from .registry import Registry
-from .runtime import lend_idle_cores, tune_allocator
-from .validation import check_choice, check_float, check_int
+from .runtime import lend_idle_cores, native_bf16, tune_allocator
+from .validation import check_choice, check_float, check_int, param_error
 
 __all__ = [
     "OptimizerSpec",
     "OPTIMIZERS",
     "TrainConfig",
+    "PrecisionSpec",
+    "PRECISIONS",
+    "check_precision",
     "LossSpec",
     "LOSSES",
     "TrainingMonitor",
@@ -120,6 +123,40 @@ for _l in (
 ):
     LOSSES.register(_l.name, _l)
 
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """The number format of the trainer's matrix products and activations.
+
+    Weights, their gradients handed to the optimizer and the optimizer's state stay float32 in every
+    format (mixed precision, as automatic mixed precision on a GPU); attributions and scores are
+    always computed in float32 on the float32 weights.
+    """
+
+    name: str
+    display_name: str
+    dtype: torch.dtype
+    description: str
+
+
+PRECISIONS: Registry[PrecisionSpec] = Registry("precision")
+for _p in (
+    PrecisionSpec(
+        "fp32",
+        "float32 (paper)",
+        torch.float32,
+        "Every product and activation in float32, as the paper's code.",
+    ),
+    PrecisionSpec(
+        "bf16",
+        "bfloat16 products, float32 weights",
+        torch.bfloat16,
+        "Products and activations in bfloat16 (8-bit mantissa) with float32 accumulation, float32 weights and "
+        "optimizer: about 2x faster on CPUs with AMX or AVX512-BF16 and on Ampere+ GPUs; needs one of them.",
+    ),
+):
+    PRECISIONS.register(_p.name, _p)
+
 _OWNER = "TrainConfig"
 
 
@@ -131,6 +168,7 @@ class TrainConfig(ConfigBase):
     evenly spaced copies of the weights are kept (plus the initial ones) so that attribution quality
     can be traced over training (the convergence of Figure 5) for any method, later. ``loss`` is a
     :data:`LOSSES` name: ``"mse"`` for regression, ``"bce"`` for a binary classifier's logit.
+    ``precision`` is a :data:`PRECISIONS` name: ``"fp32"`` (the paper) or ``"bf16"`` (mixed precision).
     """
 
     optimizer: str = "adam"
@@ -139,10 +177,12 @@ class TrainConfig(ConfigBase):
     batch_size: int = 0
     snapshots: int = 20
     loss: str = "mse"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_choice(self.optimizer, "optimizer", owner=_OWNER, choices=OPTIMIZERS.names())
         check_choice(self.loss, "loss", owner=_OWNER, choices=LOSSES.names())
+        check_choice(self.precision, "precision", owner=_OWNER, choices=PRECISIONS.names())
         object.__setattr__(self, "lr", check_float(self.lr, "lr", owner=_OWNER, low=0.0, high=100.0, low_open=True))
         object.__setattr__(self, "epochs", check_int(self.epochs, "epochs", owner=_OWNER, low=1, high=1_000_000))
         object.__setattr__(
@@ -152,8 +192,9 @@ class TrainConfig(ConfigBase):
 
     def hash_payload(self) -> dict:
         d = super().hash_payload()
-        if d["loss"] == "mse":  # the default keeps the hashes (cache keys) from before the option existed
-            del d["loss"]
+        for name, default in (("loss", "mse"), ("precision", "fp32")):
+            if d[name] == default:  # a default keeps the hashes (cache keys) from before the option existed
+                del d[name]
         return d
 
 
@@ -268,6 +309,22 @@ class TrainedMLP:
         )
 
 
+def check_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """The dtype of :data:`PRECISIONS` entry ``precision``, or a ConfigError when ``device`` cannot run it well."""
+    dtype = PRECISIONS.get(check_choice(precision, "precision", owner=_OWNER, choices=PRECISIONS.names())).dtype
+    device = torch.device(device)
+    if dtype != torch.float32 and not native_bf16(device):
+        raise param_error(
+            "precision",
+            _OWNER,
+            f"'fp32' on {device}",
+            precision,
+            hint="This device has no native bfloat16 products (AVX512-BF16 or AMX on a CPU, Ampere or later on a "
+            "GPU), so 'bf16' would be slower than float32.",
+        )
+    return dtype
+
+
 def train_mlp(
     X: np.ndarray,
     y: np.ndarray,
@@ -292,6 +349,7 @@ def train_mlp(
     """
     tune_allocator()  # epoch-sized buffers stay in the heap (see chaosmining.runtime)
     device = torch.device(device)
+    dtype = check_precision(train_config.precision, device)
     act = ACTIVATIONS.get(model_config.activation)
     loss_spec = LOSSES.get(train_config.loss)
     n, d = X.shape
@@ -299,8 +357,8 @@ def train_mlp(
     dev_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed + 7919)
     params = [p.contiguous() for p in init_mlp_parameters(d, model_config, gen, device)]
     opt = OPTIMIZERS.get(train_config.optimizer).factory(params, train_config.lr)
-    XT = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device)
-    yT = torch.as_tensor(np.asarray(y).reshape(1, -1), dtype=torch.float32, device=device)
+    XT = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device).to(dtype)
+    yT = torch.as_tensor(np.asarray(y).reshape(1, -1), dtype=torch.float32, device=device).to(dtype)
     bs = n if train_config.batch_size in (0, None) or train_config.batch_size >= n else train_config.batch_size
     p_drop = model_config.dropout
     epochs = train_config.epochs
@@ -333,11 +391,13 @@ def train_mlp(
                 if p_drop > 0:
                     mask = torch.empty(model_config.width, xb.shape[1], device=device)
                     mask.bernoulli_(1 - p_drop, generator=dev_gen).div_(1 - p_drop)
-                loss, grads = mlp_loss_and_grads(params, xb, yb, act, mask, loss_spec)
+                    mask = mask.to(dtype)
+                work = params if dtype == torch.float32 else [p.to(dtype) for p in params]
+                loss, grads = mlp_loss_and_grads(work, xb, yb, act, mask, loss_spec)
                 for p, g in zip(params, grads):
-                    p.grad = g
+                    p.grad = g.float()  # a no-op in float32; the optimizer always works on float32
                 opt.step()
-                epoch_loss += loss * (xb.shape[1] / n)
+                epoch_loss += loss.float() * (xb.shape[1] / n)
             if epoch % every == 0 or epoch == epochs:
                 lend_idle_cores()  # in a worker pool: take a share of the cores other workers left idle
                 value = float(epoch_loss)

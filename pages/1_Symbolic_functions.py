@@ -14,8 +14,9 @@ from chaosmining.data.symbolic import SymbolicDataConfig
 from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, symbolic_methods
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig
+from chaosmining.runtime import resolve_device
 from chaosmining.sweep import FACTORS, SweepConfig
-from chaosmining.training import OPTIMIZERS, TrainConfig
+from chaosmining.training import OPTIMIZERS, PRECISIONS, TrainConfig, check_precision
 from ui.common import (
     export_section,
     fmt,
@@ -77,6 +78,7 @@ init_defaults(
         P + "lr": T.lr,
         P + "epochs": T.epochs,
         P + "batch": T.batch_size,
+        P + "precision": T.precision,
         P + "device": "auto",
         P + "methods": list(DEFAULT_METHODS),
         P + "seed": 0,
@@ -134,6 +136,13 @@ optimizer = sb.selectbox(
 lr = sb.number_input("Learning rate", 1e-6, 10.0, format="%g", key=P + "lr")
 epochs = sb.number_input("Epochs", 1, 100_000, step=100, key=P + "epochs")
 batch_size = sb.number_input("Batch size (0 = full batch, as the paper)", 0, 1_000_000, key=P + "batch")
+precision = sb.selectbox(
+    "Precision",
+    PRECISIONS.names(),
+    format_func=lambda p: PRECISIONS.get(p).display_name,
+    key=P + "precision",
+    help=" ".join(f"{PRECISIONS.get(n).display_name}: {PRECISIONS.get(n).description}" for n in PRECISIONS.names()),
+)
 device = sb.selectbox("Device", ["auto", "cpu", "cuda"], key=P + "device", help="auto uses CUDA when a GPU is present.")
 
 sb.header("Attribution")
@@ -177,10 +186,11 @@ try:
             test_fraction=test_fraction,
         ),
         model=MLPConfig(width=width, depth=depth, dropout=dropout, activation=activation),
-        train=TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size),
+        train=TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, precision=precision),
         seed=seed,
     )
     ev = EvalConfig.create(methods, method_params)
+    check_precision(precision, resolve_device(device))
 except ChaosMiningError as exc:
     st.error(str(exc))
     st.stop()

@@ -18,7 +18,9 @@ from chaosmining.experiments.rfe import (
     RFEDataConfig,
 )
 from chaosmining.models.mlp import ACTIVATIONS
+from chaosmining.runtime import resolve_device
 from chaosmining.selection import get_selector, selector_names
+from chaosmining.training import PRECISIONS, check_precision
 from ui.common import (
     export_section,
     init_defaults,
@@ -83,6 +85,7 @@ init_defaults(
         P + "width": REG.model.width,
         P + "depth": REG.model.depth,
         P + "workers": 0,
+        P + "precision": REG.train.precision,
         **{P + f"epochs_{t.name}": t.train.epochs for t in (REG, CLS)},
         **{P + f"batch_{t.name}": t.train.batch_size for t in (REG, CLS)},
         **{P + f"lr_{t.name}": t.train.lr for t in (REG, CLS)},
@@ -170,6 +173,13 @@ with sb.expander("Network, training and splits"):
     epochs = st.number_input("Epochs", 1, 100_000, step=50, key=P + f"epochs_{task_type}")
     batch = st.number_input("Batch size (0 = full batch)", 0, 1_000_000, key=P + f"batch_{task_type}")
     lr = st.number_input("Learning rate", 1e-6, 10.0, format="%g", key=P + f"lr_{task_type}")
+    precision = st.selectbox(
+        "Precision",
+        PRECISIONS.names(),
+        format_func=lambda p: PRECISIONS.get(p).display_name,
+        key=P + "precision",
+        help=" ".join(f"{PRECISIONS.get(n).display_name}: {PRECISIONS.get(n).description}" for n in PRECISIONS.names()),
+    )
     val_fraction = st.number_input(
         "Validation share of the training split", 0.05, 0.9, step=0.05, key=P + "val_fraction"
     )
@@ -209,11 +219,12 @@ try:
         target=target,
         strategy=strategy,
         model=spec.model.replace(width=width, depth=depth, activation=activation),
-        train=spec.train.replace(epochs=epochs, batch_size=batch, lr=lr),
+        train=spec.train.replace(epochs=epochs, batch_size=batch, lr=lr, precision=precision),
         method_params=tuple((m, tuple(p.items())) for m, p in method_params.items()),
         seed=seed,
     )
     preview = task_preview(config)
+    check_precision(precision, resolve_device())
 except ChaosMiningError as exc:
     st.error(str(exc))
     st.stop()

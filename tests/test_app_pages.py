@@ -60,3 +60,18 @@ def test_bad_number_combination_is_an_error_not_a_traceback():
     at.run()
     assert not at.exception
     assert any("too small for the split" in e.value for e in at.error)
+
+
+def test_precision_defaults_to_float32_and_bf16_is_refused_where_it_is_not_native(monkeypatch):
+    import chaosmining.training as training
+
+    at = _symbolic()
+    assert at.selectbox(key="sym_precision").value == "fp32"
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    at.number_input(key="sym_epochs").set_value(77).run()
+    at.selectbox(key="sym_precision").set_value("bf16").run()
+    assert not at.exception
+    assert any("The 'precision' parameter of TrainConfig" in e.value for e in at.error)
+    assert at.number_input(key="sym_epochs").value == 77
+    at.selectbox(key="sym_precision").set_value("fp32").run()
+    assert not at.error

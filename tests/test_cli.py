@@ -48,6 +48,8 @@ def test_rerun_reports_agreement_with_the_bundle(tmp_path, capsys):
         (["symbolic", "--formula", "1", "--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
         (["symbolic", "--formula", "1", "--lr", "-3"], "The 'lr' parameter of TrainConfig"),
         (["symbolic", "--formula", "1", "--methods", "gradcam"], "Unknown attribution method 'gradcam'"),
+        (["symbolic", "--formula", "1", "--precision", "fp16"], "The 'precision' parameter of TrainConfig"),
+        (["rfe", "--task", "formula:11", "--precision", "fp8"], "The 'precision' parameter of TrainConfig"),
         (["symbolic", "--formula", "1", "--samples", "5"], "The 'samples' parameter"),
         (["symbolic", "--formula", "log(a)", "--samples", "100", "--epochs", "1"], "not finite"),
         (["symbolic"], "the following arguments are required: --formula"),

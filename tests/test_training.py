@@ -8,7 +8,15 @@ import torch
 
 from chaosmining.errors import ConfigError, JobCancelled, TrainingDivergedError
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
-from chaosmining.training import OPTIMIZERS, TrainConfig, mlp_loss_and_grads, snapshot_epochs, train_mlp
+from chaosmining.runtime import native_bf16
+from chaosmining.training import (
+    OPTIMIZERS,
+    TrainConfig,
+    check_precision,
+    mlp_loss_and_grads,
+    snapshot_epochs,
+    train_mlp,
+)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS.names())
@@ -118,3 +126,46 @@ def test_train_config_validation_messages():
         TrainConfig(lr=-1.0)
     with pytest.raises(ConfigError, match="'optimizer' parameter of TrainConfig must be one of"):
         TrainConfig(optimizer="lbfgs")
+
+
+needs_bf16 = pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has no native bfloat16 products")
+
+
+def test_float32_is_the_default_and_keeps_the_cache_keys():
+    assert TrainConfig().precision == "fp32"
+    assert "precision" not in TrainConfig().hash_payload()  # keys from before the option stay valid
+    assert TrainConfig(precision="bf16").config_hash != TrainConfig().config_hash
+    with pytest.raises(
+        ConfigError, match=r"The 'precision' parameter of TrainConfig must be one of \['fp32', 'bf16'\]"
+    ):
+        TrainConfig(precision="fp16")
+
+
+def test_bf16_is_refused_where_it_would_be_emulated(monkeypatch):
+    import chaosmining.training as training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    with pytest.raises(ConfigError, match="no native bfloat16 products"):
+        check_precision("bf16", "cpu")
+    assert check_precision("fp32", "cpu") == torch.float32
+
+
+@needs_bf16
+def test_bf16_gradients_follow_float32_and_training_keeps_float32_weights():
+    rng = np.random.default_rng(0)
+    X = np.clip(0.33 * rng.standard_normal((2000, 12)), -1, 1).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] + np.sin(X[:, 2])).astype(np.float32)
+    params = init_mlp_parameters(12, MLPConfig(width=32), torch.Generator().manual_seed(0))
+    XT, yT = torch.tensor(X.T.copy()), torch.tensor(y.reshape(1, -1))
+    act = ACTIVATIONS.get("gelu")
+    _, g32 = mlp_loss_and_grads(params, XT, yT, act)
+    _, g16 = mlp_loss_and_grads([p.bfloat16() for p in params], XT.bfloat16(), yT.bfloat16(), act)
+    for a, b in zip(g32, g16):
+        assert torch.linalg.norm(a - b.float()) <= 0.05 * torch.linalg.norm(a) + 1e-6
+    cfg = TrainConfig(epochs=150, snapshots=2)
+    r32 = train_mlp(X, y, MLPConfig(width=32), cfg, seed=0)
+    r16 = train_mlp(X, y, MLPConfig(width=32), cfg.replace(precision="bf16"), seed=0)
+    assert all(p.dtype == torch.float32 for p in r16.params)
+    assert all(p.dtype == torch.float32 for _, snap in r16.snapshots for p in snap)
+    assert r16.loss_values[-1] < 0.2 * r16.loss_values[0]
+    assert r16.loss_values[-1] == pytest.approx(r32.loss_values[-1], rel=0.3)

@@ -48,6 +48,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="default: 1000 (regression), 500 (classification)")
     p.add_argument("--batch-size", type=int, default=None, help="0 = full batch; default: full (regression), 1000")
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--precision", default=None, help="fp32 (the paper, default) or bf16: bfloat16 products, float32 weights"
+    )
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--activation", choices=ACTIVATIONS.names(), default=None)
@@ -74,7 +77,11 @@ def rfe_config_from_args(a: argparse.Namespace) -> RFEConfig:
         **{k: v for k, v in (("width", a.width), ("depth", a.depth), ("activation", a.activation)) if v is not None}
     )
     train = spec.train.replace(
-        **{k: v for k, v in (("epochs", a.epochs), ("batch_size", a.batch_size), ("lr", a.lr)) if v is not None}
+        **{
+            k: v
+            for k, v in (("epochs", a.epochs), ("batch_size", a.batch_size), ("lr", a.lr), ("precision", a.precision))
+            if v is not None
+        }
     )
     return RFEConfig(
         data=data,

@@ -36,6 +36,11 @@ def _add_symbolic_arguments(p: argparse.ArgumentParser, formula_required: bool =
     p.add_argument("--lr", type=float, default=t.lr)
     p.add_argument("--epochs", type=int, default=t.epochs)
     p.add_argument("--batch-size", type=int, default=t.batch_size, help="0 = full batch (the paper)")
+    p.add_argument(
+        "--precision",
+        default=t.precision,
+        help="fp32 (the paper) or bf16: bfloat16 products with float32 weights, ~2x faster where native",
+    )
     p.add_argument("--methods", type=_comma_list, default=list(DEFAULT_METHODS), help="comma-separated method names")
     p.add_argument(
         "--param",
@@ -58,7 +63,9 @@ def config_from_args(a: argparse.Namespace) -> SymbolicConfig:
             test_fraction=a.test_fraction,
         ),
         model=MLPConfig(width=a.width, depth=a.depth, dropout=a.dropout, activation=a.activation),
-        train=TrainConfig(optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, batch_size=a.batch_size),
+        train=TrainConfig(
+            optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, batch_size=a.batch_size, precision=a.precision
+        ),
         seed=a.seed,
     )
 
