@@ -152,7 +152,8 @@ for _p in (
         "bfloat16 products, float32 weights",
         torch.bfloat16,
         "Products and activations in bfloat16 (8-bit mantissa) with float32 accumulation, float32 weights and "
-        "optimizer: about 2x faster on CPUs with AMX or AVX512-BF16 and on Ampere+ GPUs; needs one of them.",
+        "optimizer: 1.6-2.4x faster training measured on an AMX CPU; needs AVX512-BF16/AMX or an Ampere+ GPU. "
+        "Results move slightly (the paper's Figure 7 run kept other features on formula 12): for what-ifs.",
     ),
 ):
     PRECISIONS.register(_p.name, _p)
