@@ -16,7 +16,7 @@ from chaosmining.experiments.symbolic import DEFAULT_METHODS, EvalConfig, Symbol
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig
 from chaosmining.runtime import resolve_device
 from chaosmining.sweep import FACTORS, SweepConfig
-from chaosmining.training import OPTIMIZERS, PRECISIONS, TrainConfig, check_precision
+from chaosmining.training import OPTIMIZERS, TrainConfig, check_precision
 from ui.common import (
     export_section,
     fmt,
@@ -25,6 +25,7 @@ from ui.common import (
     method_params_widgets,
     other_jobs,
     persist,
+    precision_select,
     setup_page,
     show_job,
     widget_state,
@@ -136,13 +137,7 @@ optimizer = sb.selectbox(
 lr = sb.number_input("Learning rate", 1e-6, 10.0, format="%g", key=P + "lr")
 epochs = sb.number_input("Epochs", 1, 100_000, step=100, key=P + "epochs")
 batch_size = sb.number_input("Batch size (0 = full batch, as the paper)", 0, 1_000_000, key=P + "batch")
-precision = sb.selectbox(
-    "Precision",
-    PRECISIONS.names(),
-    format_func=lambda p: PRECISIONS.get(p).display_name,
-    key=P + "precision",
-    help=" ".join(f"{PRECISIONS.get(n).display_name}: {PRECISIONS.get(n).description}" for n in PRECISIONS.names()),
-)
+precision = precision_select(sb, P)
 device = sb.selectbox("Device", ["auto", "cpu", "cuda"], key=P + "device", help="auto uses CUDA when a GPU is present.")
 
 sb.header("Attribution")

@@ -20,7 +20,7 @@ from chaosmining.experiments.rfe import (
 from chaosmining.models.mlp import ACTIVATIONS
 from chaosmining.runtime import resolve_device
 from chaosmining.selection import get_selector, selector_names
-from chaosmining.training import PRECISIONS, check_precision
+from chaosmining.training import check_precision
 from ui.common import (
     export_section,
     init_defaults,
@@ -28,6 +28,7 @@ from ui.common import (
     method_params_widgets,
     other_jobs,
     persist,
+    precision_select,
     remember_job,
     setup_page,
     show_job,
@@ -173,13 +174,7 @@ with sb.expander("Network, training and splits"):
     epochs = st.number_input("Epochs", 1, 100_000, step=50, key=P + f"epochs_{task_type}")
     batch = st.number_input("Batch size (0 = full batch)", 0, 1_000_000, key=P + f"batch_{task_type}")
     lr = st.number_input("Learning rate", 1e-6, 10.0, format="%g", key=P + f"lr_{task_type}")
-    precision = st.selectbox(
-        "Precision",
-        PRECISIONS.names(),
-        format_func=lambda p: PRECISIONS.get(p).display_name,
-        key=P + "precision",
-        help=" ".join(f"{PRECISIONS.get(n).display_name}: {PRECISIONS.get(n).description}" for n in PRECISIONS.names()),
-    )
+    precision = precision_select(st, P)
     val_fraction = st.number_input(
         "Validation share of the training split", 0.05, 0.9, step=0.05, key=P + "val_fraction"
     )

@@ -37,6 +37,7 @@ __all__ = [
     "other_jobs",
     "remember_job",
     "result_or_run",
+    "precision_select",
 ]
 
 
@@ -165,6 +166,19 @@ def param_widget(spec: ParamSpec, key: str, container: Any = st) -> Any:
     if spec.kind == "bool":
         return container.checkbox(spec.name, key=key, help=spec.help)
     return container.selectbox(spec.name, spec.choices, key=key, help=spec.help)
+
+
+def precision_select(container: Any, prefix: str) -> str:
+    """The trainer's number format (:data:`chaosmining.training.PRECISIONS`), under key ``prefix + "precision"``."""
+    from chaosmining.training import PRECISIONS
+
+    return container.selectbox(
+        "Precision",
+        PRECISIONS.names(),
+        format_func=lambda p: PRECISIONS.get(p).display_name,
+        key=prefix + "precision",
+        help=" ".join(f"{PRECISIONS.get(n).display_name}: {PRECISIONS.get(n).description}" for n in PRECISIONS.names()),
+    )
 
 
 def method_params_widgets(methods: list[str], prefix: str) -> dict[str, dict[str, Any]]:
