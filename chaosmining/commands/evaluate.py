@@ -17,6 +17,7 @@ import pandas as pd
 from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..errors import ConfigError
 from ..evaluation import (
+    AGGREGATIONS,
     DISTRACTORS,
     POSTPROCESS,
     SANITY_TESTS,
@@ -101,7 +102,7 @@ def _roar_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keep", action="store_true", help="KAR: keep the top fraction, remove the rest")
     p.add_argument("--postprocess", default="none", choices=POSTPROCESS.names())
-    p.add_argument("--aggregate", default="abs", choices=["abs", "square", "signed"])
+    p.add_argument("--aggregate", default=_default(RoarConfig, "aggregate"), choices=AGGREGATIONS.names())
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--probe", action="store_true", help="also compute mask statistics and the mask-only probe")
 
@@ -130,7 +131,7 @@ def _road_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--aggregate",
         default=_default(RoadConfig, "aggregate"),
-        choices=["abs", "square", "signed"],
+        choices=AGGREGATIONS.names(),
         help="how a pixel's colour channels (and the sign) make one score",
     )
 

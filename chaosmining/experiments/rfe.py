@@ -14,8 +14,8 @@ How the work is organised
 * **Scheduling**: every selector is a chain of rounds (:func:`chaosmining.selection.rfewna_rounds`);
   independent units and the classic baselines run in worker processes of one torch thread each (on CUDA,
   or with one worker, in this process); when fewer units than workers are ready, the idle cores are
-  lent to the running ones (:class:`chaosmining.runtime.WorkerPool`). A Stop request halts the workers at their next epoch; finished
-  units stay cached, so a re-run resumes where it stopped.
+  lent to the running ones (:class:`chaosmining.runtime.WorkerPool`). A Stop request halts the workers
+  at their next epoch; finished units stay cached, so a re-run resumes where it stopped.
 """
 
 from __future__ import annotations
