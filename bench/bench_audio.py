@@ -40,6 +40,7 @@ from chaosmining.experiments.audio import (  # noqa: E402
     CHANNEL_FEATURE_METHODS,
     AudioConfig,
     AudioEvalConfig,
+    _no_cudnn,
     channel_mask,
     run_audio,
 )
@@ -93,6 +94,7 @@ def machine() -> str:
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
         f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
     )
 
 
@@ -100,6 +102,8 @@ def _timed(fn, reps: int = 1) -> float:
     start = time.perf_counter()
     for _ in range(reps):
         fn()
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / reps
 
 
@@ -124,17 +128,17 @@ def bench_synthesis(a: argparse.Namespace) -> dict:
     return out
 
 
-def _model(arch: str) -> torch.nn.Module:
+def _model(arch: str, device: str = "cpu") -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_audio_model(AudioModelConfig(arch=arch), 10, 35)
+    return build_audio_model(AudioModelConfig(arch=arch), 10, 35).to(device)
 
 
 def bench_training(a: argparse.Namespace) -> dict:
-    x = torch.randn(a.batch, 10, 16_000) * 0.25
-    y = torch.randint(0, 35, (a.batch,))
+    x = torch.randn(a.batch, 10, 16_000, device=a.device) * 0.25
+    y = torch.randint(0, 35, (a.batch,), device=a.device)
     out = {}
     for arch in AUDIO_MODELS.names():
-        model = _model(arch).train()
+        model = _model(arch, a.device).train()
         opt = torch.optim.AdamW(model.parameters(), 1e-3)
 
         def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
@@ -152,13 +156,14 @@ def bench_training(a: argparse.Namespace) -> dict:
 
 def bench_attribution(a: argparse.Namespace) -> dict:
     x = torch.randn(a.clips, 10, 16_000) * 0.25
-    target = torch.zeros(a.clips, dtype=torch.long)
+    target = torch.zeros(a.clips, dtype=torch.long, device=a.device)
     out = {}
     for arch in AUDIO_MODELS.names():
-        model = _model(arch).eval()
+        model = _model(arch, a.device).eval()
         for m in AUDIO_DEFAULT_METHODS:
             mask = channel_mask(10) if m in CHANNEL_FEATURE_METHODS else None
-            res = attribute(model, x, m, target=target, feature_mask=mask)
+            with _no_cudnn(torch.device(a.device), AUDIO_MODELS.get(arch).recurrent):
+                res = attribute(model, x, m, target=target, feature_mask=mask)
             out[f"{arch}_{m}_s_per_clip"] = res.seconds / a.clips
         out[f"{arch}_ig_vs_saliency"] = (
             out[f"{arch}_integrated_gradients_s_per_clip"] / out[f"{arch}_saliency_s_per_clip"]
@@ -228,7 +233,7 @@ def bench_fidelity(a: argparse.Namespace) -> dict:
             cfg = AudioConfig.from_preset(a.preset, model=arch, background=bg, seed=a.seed)
             ev = AudioEvalConfig.for_preset(a.preset)
             t = time.perf_counter()
-            r = run_audio(cfg, ev, cache=cache)
+            r = run_audio(cfg, ev, cache=cache, device=a.device)
             row = {
                 "model": arch,
                 "background": bg,
@@ -264,6 +269,7 @@ def main() -> None:
     p.add_argument("--backgrounds", default="random,structured")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--device", default="cpu", help="training/attribution/fidelity: cpu, cuda or cuda:N")
     a = p.parse_args()
     configure_threads()
     print(f"machine: {machine()}", flush=True)

@@ -77,6 +77,7 @@ def machine() -> str:
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
     )
 
 
@@ -117,7 +118,7 @@ def bench_figure7(args: argparse.Namespace) -> dict:
             if done[0] % 10 == 0:
                 print(f"  {time.perf_counter() - start:6.0f} s: {done[0]} selector rounds done", flush=True)
 
-    results = run_rfe_many(configs, cache=cache, device="cpu", workers=args.workers, report=report)
+    results = run_rfe_many(configs, cache=cache, device=args.device, workers=args.workers, report=report)
     wall = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_start  # this process and its (finished) worker processes
     after = machine()
@@ -165,6 +166,7 @@ def bench_figure7(args: argparse.Namespace) -> dict:
     out = {
         "bench": "figure7",
         "precision": args.precision,
+        "device": args.device,
         "formulas": [c.config.data.arg for c in results],
         "epochs": args.epochs,
         "workers": args.workers,
@@ -272,6 +274,7 @@ def main() -> None:
     f7.add_argument("--precision", default="fp32", help="fp32 (the paper) or bf16 (mixed precision, where native)")
     f7.add_argument("--seed", type=int, default=42)
     f7.add_argument("--workers", type=int, default=2)
+    f7.add_argument("--device", default="cpu", help="cpu (the target's machine), cuda or cuda:N")
     f7.add_argument(
         "--true-target",
         dest="paper_target",

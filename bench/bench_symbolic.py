@@ -45,16 +45,28 @@ PAPER = {  # the authors' averages over the 15 formulas at the default configura
 
 def machine() -> str:
     load = os.getloadavg()
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load[0]:.2f}/{load[1]:.2f}, torch {torch.__version__}"
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}, load {load[0]:.2f}/{load[1]:.2f}, torch {torch.__version__}"
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
+    """Rate of a large square product on ``device`` (on CUDA: 8192-wide, TF32 off as in training)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        n, reps = 8192, 20
+    a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
     a @ b
+    _sync(dev)
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
+    _sync(dev)
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def training_flops(n: int, d: int, width: int, depth: int, epochs: int) -> float:
@@ -67,16 +79,19 @@ def training_flops(n: int, d: int, width: int, depth: int, epochs: int) -> float
     return float(epochs * (fwd + wgrad + igrad))
 
 
-def autograd_reference(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, epochs: int) -> float:
-    net = build_mlp(X.shape[1], cfg)
+def autograd_reference(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, epochs: int, device: str = "cpu") -> float:
+    dev = torch.device(device)
+    net = build_mlp(X.shape[1], cfg).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32).reshape(-1, 1)
+    Xt = torch.tensor(X, dtype=torch.float32, device=dev)
+    yt = torch.tensor(y, dtype=torch.float32, device=dev).reshape(-1, 1)
     t = time.perf_counter()
     for _ in range(epochs):
         opt.zero_grad()
         loss = ((net(Xt) - yt) ** 2).mean()
         loss.backward()
         opt.step()
+    _sync(dev)
     return time.perf_counter() - t
 
 
@@ -88,10 +103,12 @@ def bench_bound(args: argparse.Namespace) -> dict:
     flops = training_flops(len(ds.X_train), ds.n_features, cfg.width, cfg.depth, tc.epochs)
     rows = []
     for rep in range(args.repeats):
-        rate_before = matmul_gflops(dtype=dtype)
-        ours = train_mlp(ds.X_train, ds.y_train, cfg, tc, seed=rep).seconds
-        rate_after = matmul_gflops(dtype=dtype)
-        ref = autograd_reference(ds.X_train, ds.y_train, cfg, tc.epochs) if args.reference else float("nan")
+        rate_before = matmul_gflops(dtype=dtype, device=args.device)
+        ours = train_mlp(ds.X_train, ds.y_train, cfg, tc, seed=rep, device=args.device).seconds
+        rate_after = matmul_gflops(dtype=dtype, device=args.device)
+        ref = (
+            autograd_reference(ds.X_train, ds.y_train, cfg, tc.epochs, args.device) if args.reference else float("nan")
+        )
         rate = max(rate_before, rate_after)
         bound = flops / (rate * 1e9)
         rows.append({"ours_s": ours, "autograd_s": ref, "bound_s": bound, "matmul_gflops": rate})
@@ -105,6 +122,7 @@ def bench_bound(args: argparse.Namespace) -> dict:
         "formula": args.formula,
         "epochs": args.epochs,
         "precision": args.precision,
+        "device": args.device,
         "train_rows": len(ds.X_train),
         "features": ds.n_features,
         "gflop": flops / 1e9,
@@ -132,15 +150,16 @@ def bench_figure4(args: argparse.Namespace) -> dict:
         seeds=seeds,
         eval=ev,
     )
-    rate_before = matmul_gflops()  # the host's speed now: shared VMs vary by a third from hour to hour
+    rate_before = matmul_gflops(device=args.device)  # the host's speed now: shared VMs vary by a third hourly
     t = time.perf_counter()
-    res = run_sweep(sweep, cache=cache, device="cpu", workers=args.workers)
+    res = run_sweep(sweep, cache=cache, device=args.device, workers=args.workers)
     wall = time.perf_counter() - t
-    rate_after = matmul_gflops()
+    rate_after = matmul_gflops(device=args.device)
     agg = res.aggregate()
     out = {
         "bench": "figure4",
         "precision": args.precision,
+        "device": args.device,
         "cells": len(res.cells),
         "workers": args.workers,
         "wall_s": wall,
@@ -168,10 +187,10 @@ def bench_latency(args: argparse.Namespace) -> dict:
         if "fprec" in e and not first:
             first.append(time.perf_counter() - t0)
 
-    run_symbolic(cfg, cache=cache, report=report, device="cpu")
+    run_symbolic(cfg, cache=cache, report=report, device=args.device)
     total = time.perf_counter() - t0
     t1 = time.perf_counter()
-    again = run_symbolic(cfg, cache=cache, device="cpu")
+    again = run_symbolic(cfg, cache=cache, device=args.device)
     load = time.perf_counter() - t1
     assert again.cached
     # The page itself, through Streamlit's AppTest, on the cached configuration.
@@ -214,7 +233,7 @@ def bench_fidelity(args: argparse.Namespace) -> dict:
         eval=ev,
     )
     t = time.perf_counter()
-    res = run_sweep(sweep, cache=cache, device="cpu", workers=args.workers)
+    res = run_sweep(sweep, cache=cache, device=args.device, workers=args.workers)
     agg = res.aggregate()
     table = {}
     for m in res.methods:
@@ -259,6 +278,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--cache-dir", default=None, help="reuse a cache (default: a fresh temporary one)")
+    p.add_argument("--device", default="cpu", help="cpu (the targets' machine), cuda or cuda:N")
     args = p.parse_args()
     todo = ["bound", "figure4", "latency"] if args.which == "all" else [args.which]
     for name in todo:

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from chaosmining.attribution import METHODS  # noqa: E402
 from chaosmining.cache import Cache  # noqa: E402
 from chaosmining.data.vision import VisionDataConfig, make_vision_data, to_model_input  # noqa: E402
+from chaosmining.errors import ConfigError  # noqa: E402
 from chaosmining.experiments.vision import (  # noqa: E402
     DEFAULT_METHODS,
     VisionConfig,
@@ -71,9 +72,12 @@ def machine() -> str:
     )
 
 
-def bench_train(canvases: list[int], steps: int, models: list[str]) -> None:
-    """Images per second of training steps (forward, backward, AdamW) per architecture and canvas."""
-    print(f"## training throughput ({machine()})")
+def bench_train(canvases: list[int], steps: int, models: list[str], device: str = "cpu") -> None:
+    """Images per second of training steps (forward, backward, AdamW) per architecture and canvas; on CUDA
+    as the trainer runs them (bfloat16 autocast, channels-last, batch 64)."""
+    dev = torch.device(device)
+    gpu = dev.type == "cuda"
+    print(f"## training throughput on {dev} ({machine()})")
     for canvas in canvases:
         rows = []
         for name in models:
@@ -83,19 +87,24 @@ def bench_train(canvases: list[int], steps: int, models: list[str]) -> None:
             except Exception as exc:  # noqa: BLE001 - report and go on
                 print(f"{name:<12} {canvas:>4} px  skipped: {exc}")
                 continue
-            batch = 32 if spec.cpu_friendly else 8
-            model = build_model(name, 10, canvas).train()
+            batch = 64 if gpu else 32 if spec.cpu_friendly else 8
+            model = build_model(name, 10, canvas).train().to(dev)
+            if gpu:
+                model.to(memory_format=torch.channels_last)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-            x = torch.randn(batch, 3, canvas, canvas)
-            y = torch.randint(0, 10, (batch,))
-            n = max(1, steps if spec.cpu_friendly else min(steps, 2))
-            for i in range(n + 1):
-                if i == 1:
+            x = torch.randn(batch, 3, canvas, canvas, device=dev)
+            y = torch.randint(0, 10, (batch,), device=dev)
+            n = max(1, steps if spec.cpu_friendly or gpu else min(steps, 2))
+            for i in range(n + 2):
+                if i == 2:  # two warm-up steps (cuDNN picks its kernels in the first)
+                    _sync(dev)
                     start = time.perf_counter()
-                loss = classification_loss(spec, model(x), y)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=gpu):
+                    loss = classification_loss(spec, model(x), y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            _sync(dev)
             rate = batch * n / (time.perf_counter() - start)
             rows.append((name, rate))
             del model, opt
@@ -105,26 +114,37 @@ def bench_train(canvases: list[int], steps: int, models: list[str]) -> None:
             print(f"{name:<12} {canvas:>4} px  {rate:9.2f} images/s  {ratio}")
 
 
-def bench_attribution(images: int) -> None:
-    """Seconds per image of each image method on the compact CNN at the paper's geometry."""
-    print(f"## attribution time per image, compact CNN, 224 px, {images} images ({machine()})")
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def bench_attribution(images: int, model_name: str = "compact_cnn", device: str = "cpu") -> None:
+    """Seconds per image of each image method on ``model_name`` at the paper's geometry."""
+    dev = torch.device(device)
+    print(f"## attribution time per image, {model_name} on {dev}, 224 px, {images} images ({machine()})")
     data = make_vision_data(VisionDataConfig(train_size=10, val_size=images), 0, splits=("val",))
     x = torch.from_numpy(to_model_input(data.val.images(range(images))))
-    model = build_model("compact_cnn", 10, 224).eval()
-    target = torch.zeros(images, dtype=torch.long)
+    model = build_model(model_name, 10, 224).eval().to(dev)
+    target = torch.zeros(images, dtype=torch.long, device=dev)
     from chaosmining.attribution import attribute
 
+    attribute(model, x[:2], "saliency", target=target[:2])  # warm-up (CUDA context, cuDNN kernels)
     rows = []
     for m in vision_methods():
         params = vision_param_defaults(m, 224, 32)
-        res = attribute(
-            model,
-            x,
-            m,
-            target=target,
-            params=params,
-            feature_mask=patch_mask(224, 32) if m == "feature_ablation" else None,
-        )
+        try:
+            res = attribute(
+                model,
+                x,
+                m,
+                target=target,
+                params=params,
+                feature_mask=patch_mask(224, 32) if m == "feature_ablation" else None,
+            )
+        except ConfigError as exc:  # e.g. DeepLift on a model that re-uses its ReLU modules (ResNets)
+            print(f"{METHODS.get(m).display_name:<40} not applicable: {str(exc)[:100]}")
+            continue
         rows.append((m, res.seconds / images))
     base = dict(rows)["saliency"]
     for m, s in rows:
@@ -227,13 +247,14 @@ def main() -> None:
     ap.add_argument("--model", default="compact_cnn")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--out", default=None, help="write the fidelity table as JSON here")
+    ap.add_argument("--device", default="cpu", help="train/attribution: cpu, cuda or cuda:N")
     a = ap.parse_args()
     configure_threads()
     np.seterr(all="ignore")
     if a.what in ("train", "all"):
-        bench_train([int(c) for c in a.canvases.split(",")], a.steps, a.models.split(","))
+        bench_train([int(c) for c in a.canvases.split(",")], a.steps, a.models.split(","), a.device)
     if a.what in ("attribution", "all"):
-        bench_attribution(a.images)
+        bench_attribution(a.images, a.model, a.device)
     if a.what in ("page", "all"):
         bench_page(a.timeout)
     if a.what == "fidelity":

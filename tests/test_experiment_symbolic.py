@@ -10,6 +10,7 @@ from chaosmining.data.symbolic import SymbolicDataConfig
 from chaosmining.errors import ConfigError, JobCancelled, TrainingDivergedError
 from chaosmining.experiments.symbolic import MODEL_KIND, RESULT_KIND, EvalConfig, SymbolicConfig, run_symbolic
 from chaosmining.models.mlp import MLPConfig
+from chaosmining.runtime import resolve_device
 from chaosmining.training import TrainConfig
 
 TINY = SymbolicConfig(
@@ -65,7 +66,7 @@ def test_summary_follows_the_cli_contract_and_is_json(tiny_result):
     s = json.loads(json.dumps(r.summary()))
     for key in ("fprec", "uscore", "prediction_uscore", "test_mae", "seconds", "cached", "device"):
         assert key in s
-    assert s["device"] == "cpu"
+    assert s["device"] == str(resolve_device("auto"))  # the CPU here; the GPU where one is present
     b = r.bundle()
     assert b["task"] == "symbolic" and SymbolicConfig.from_dict(b["config"]["model"]) == TINY
 
