@@ -20,7 +20,7 @@ from chaosmining.experiments.rfe import (
     prepare_data,
     run_rfe,
 )
-from chaosmining.training import TrainConfig
+from chaosmining.training import PRECISIONS, TrainConfig
 
 NN = ("saliency", "deeplift", "integrated_gradients", "feature_ablation")
 FAST = TrainConfig(epochs=150, snapshots=1)
@@ -28,7 +28,9 @@ FAST = TrainConfig(epochs=150, snapshots=1)
 
 def _config(**kw) -> RFEConfig:
     data = kw.pop("data", RFEDataConfig(task="formula:2*a - 3*b + c", noise_features=9, samples=800))
-    return RFEConfig(data=data, selectors=kw.pop("selectors", NN + ("linear", "tree")), train=FAST, **kw)
+    return RFEConfig(
+        data=data, selectors=kw.pop("selectors", NN + ("linear", "tree")), train=kw.pop("train", FAST), **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +298,7 @@ def test_plan_counts_the_trainings_a_plain_loop_would_need():
     bi = plan_rfe(_config(strategy="bi"), data)
     assert bi.trainings == uni.trainings + 2 * 3 and bi.estimated_seconds > uni.estimated_seconds
     assert plan_rfe(_config(selectors=("linear",)), data).trainings == 0
+    # bfloat16 products train faster: the estimate follows the precision's measured speed-up
+    fast = plan_rfe(_config(train=FAST.replace(precision="bf16")), data)
+    assert fast.trainings == uni.trainings
+    assert fast.estimated_seconds == pytest.approx(uni.estimated_seconds / PRECISIONS.get("bf16").speedup)

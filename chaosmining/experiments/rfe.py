@@ -55,7 +55,7 @@ from ..selection import (
     rfewna_rounds,
     selector_names,
 )
-from ..training import TrainConfig, TrainedMLP, train_mlp
+from ..training import PRECISIONS, TrainConfig, TrainedMLP, train_mlp
 from ..validation import check_bool, check_choice, check_float, check_int, param_error
 
 __all__ = [
@@ -1113,7 +1113,7 @@ def plan_rfe(config: RFEConfig, data: SelectionData) -> RFEPlan:
         networks += n_classic if config.strategy == "bi" else 0
         macs = 3 * len(data.y_train) * config.train.epochs * config.model.n_parameters(n)
         seconds += networks * macs / _MACS_PER_SECOND
-    return RFEPlan(schedule, trainings, seconds)
+    return RFEPlan(schedule, trainings, seconds / PRECISIONS.get(config.train.precision).speedup)
 
 
 def _auto_workers(runs: Sequence[_RunState]) -> int:
