@@ -14,15 +14,18 @@ import numpy as np
 import pytest
 import torch
 from test_attribution_methods import FAST, _tiny_audio_cnn, _tiny_cnn
+from test_audio_experiment import TINY as AUDIO_TINY
+from test_experiment_symbolic import TINY
+from test_vision_experiment import _eval as vision_eval
+from test_vision_experiment import _tiny as vision_config
 
 from chaosmining.attribution import METHODS, attribute
 from chaosmining.cache import Cache
 from chaosmining.cli import main
-from chaosmining.data.symbolic import SymbolicDataConfig
 from chaosmining.experiments.audio import AudioConfig, AudioEvalConfig, run_audio
 from chaosmining.experiments.rfe import RFEConfig, RFEDataConfig, run_rfe
-from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig, run_symbolic
-from chaosmining.experiments.vision import VisionConfig, VisionEvalConfig, run_vision
+from chaosmining.experiments.symbolic import EvalConfig, run_symbolic
+from chaosmining.experiments.vision import run_vision
 from chaosmining.models.mlp import MLPConfig, build_mlp
 from chaosmining.runtime import device_info, native_bf16, resolve_device
 from chaosmining.sweep import SweepConfig, run_sweep
@@ -30,12 +33,6 @@ from chaosmining.training import TrainConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 CUDA = torch.device("cuda")
-
-TINY = SymbolicConfig(
-    data=SymbolicDataConfig(formula="7", noise_features=10, samples=1000),
-    model=MLPConfig(width=32, depth=2),
-    train=TrainConfig(epochs=200, lr=1e-2, snapshots=4),
-)
 
 
 @pytest.fixture
@@ -124,13 +121,7 @@ def test_a_sweep_on_the_gpu_runs_its_cells_in_one_process(tmp_path):
 
 
 def test_vision_trains_with_mixed_precision_and_attributes_on_the_gpu(tmp_path):
-    config = VisionConfig.from_preset(
-        "quick", train={"epochs": 1}, canvas=32, foreground_size=8, train_size=120, val_size=24
-    )
-    ev = VisionEvalConfig.for_preset(
-        "quick", ("saliency", "integrated_gradients", "feature_ablation"), samples=12, gallery=3
-    )
-    r = run_vision(config, ev, cache=Cache(tmp_path), device="cuda")
+    r = run_vision(vision_config(), vision_eval(), cache=Cache(tmp_path), device="cuda")
     s = r.summary()
     assert s["device"].startswith("cuda")
     assert all(0.0 <= v <= 1.0 for v in s["iou"].values()) and 0.0 <= s["accuracy"] <= 1.0
@@ -140,18 +131,7 @@ def test_vision_trains_with_mixed_precision_and_attributes_on_the_gpu(tmp_path):
 @pytest.mark.parametrize("model", ["rnn", "lstm", "tcn", "transformer"])
 def test_every_audio_model_trains_and_is_attributed_on_the_gpu(model, tmp_path):
     """cuDNN refuses the backward pass of a recurrent network in eval mode: attribution must work anyway."""
-    config = AudioConfig.from_preset(
-        "quick",
-        model=model,
-        train={"epochs": 1},
-        source="formant",
-        words="core",
-        train_per_class=3,
-        test_per_class=1,
-        channels=4,
-        background_recordings=3,
-        background_seconds=2,
-    )
+    config = AudioConfig.from_preset("quick", model=model, train={"epochs": 1}, **AUDIO_TINY)
     ev = AudioEvalConfig.for_preset("quick", samples=4, examples=2, params={"integrated_gradients": {"steps": 4}})
     r = run_audio(config, ev, cache=Cache(tmp_path), device="cuda")
     s = r.summary()
