@@ -21,6 +21,7 @@ __all__ = [
     "configure_threads",
     "resolve_device",
     "spawn_context",
+    "loader_context",
     "WorkerPool",
     "lend_idle_cores",
     "native_bf16",
@@ -170,6 +171,20 @@ class _LibrarySpawnContext(mp_context.SpawnContext):
 def spawn_context() -> mp_context.SpawnContext:
     """The ``spawn`` multiprocessing context for library worker pools (see :func:`_bare_main`)."""
     return _LibrarySpawnContext()
+
+
+def loader_context() -> mp_context.BaseContext | None:
+    """The start method of data-loading workers (``torch.utils.data.DataLoader``): ``fork`` where the
+    platform has it, else the default.
+
+    Forked workers share the parent's arrays and memory-mapped clips without copying them and may run
+    closures. Python 3.14 made ``forkserver`` the default on Linux, which would pickle a whole split into
+    every worker (and cannot pickle a closure). The workers only compose inputs on the CPU: they never
+    touch CUDA, so forking a process that has initialised it is safe.
+    """
+    import multiprocessing
+
+    return multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 
 
 # --- Worker pools that lend idle cores -------------------------------------------------------------

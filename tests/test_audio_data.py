@@ -252,3 +252,18 @@ def test_fresh_backgrounds_change_every_epoch_but_keep_the_words(tmp_cache, back
     assert np.array_equal(e1.batch(idx)[:, 0], e2.batch(idx)[:, 0])  # the speech channel is the same clip
     test = load_split(cfg, "test", 0, cache=tmp_cache)[0]
     assert test.for_epoch(5) is test  # evaluation data never change
+
+
+def test_batches_composed_in_worker_processes_equal_those_composed_here(tmp_cache):
+    """GPU runs compose training batches in forked DataLoader workers; they must be the same inputs."""
+    from chaosmining.experiments.audio import _batches
+
+    cfg = AudioDataConfig(background="structured", position="random", channels=3, background_seconds=2, **SMALL)
+    split = load_split(cfg, "train", 0, cache=tmp_cache)[0]
+    order = np.random.default_rng(0).permutation(len(split))
+    here = list(_batches(split, order, 4, workers=0))
+    there = list(_batches(split, order, 4, workers=2))
+    assert len(here) == len(there) == -(-len(split) // 4)
+    for (x0, i0), (x1, i1) in zip(here, there, strict=True):
+        np.testing.assert_array_equal(np.asarray(i1), i0)
+        np.testing.assert_array_equal(np.asarray(x1), x0)

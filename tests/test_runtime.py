@@ -89,3 +89,16 @@ print(max(float((a - b).abs().max()) for a, b in zip(*runs)))
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert float(out.stdout.strip()) == 0.0
+
+
+def test_data_loading_workers_fork_whatever_the_python_default():
+    """Python 3.14 made 'forkserver' the Linux default; loader workers must still fork (shared arrays, closures)."""
+    import multiprocessing
+
+    from chaosmining.runtime import loader_context
+
+    ctx = loader_context()
+    if "fork" in multiprocessing.get_all_start_methods():
+        assert ctx is not None and ctx.get_start_method() == "fork"
+    else:
+        assert ctx is None

@@ -47,7 +47,7 @@ from ..data.speech import CLIP_SAMPLES
 from ..errors import JobCancelled, TrainingDivergedError
 from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
-from ..runtime import resolve_device
+from ..runtime import loader_context, resolve_device
 from ..validation import check_float, check_int, param_error
 from .common import ModelRunResult
 from .symbolic import EvalConfig
@@ -374,7 +374,13 @@ def _batches(
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(chunks, batch_size=None, num_workers=workers, collate_fn=lambda idx: (split.batch(idx), idx))
+    loader = DataLoader(
+        chunks,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=lambda idx: (split.batch(idx), idx),
+        multiprocessing_context=loader_context(),
+    )
     yield from loader
 
 

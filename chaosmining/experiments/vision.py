@@ -53,7 +53,7 @@ from ..data.vision import (
 from ..errors import JobCancelled, TrainingDivergedError
 from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits_of, method_availability
 from ..registry import Registry
-from ..runtime import resolve_device
+from ..runtime import loader_context, resolve_device
 from ..validation import check_choice, check_float, check_int, param_error
 from .common import ModelRunResult
 from .symbolic import EvalConfig
@@ -509,7 +509,12 @@ def _batches(split: VisionSplit, order: np.ndarray, batch_size: int, workers: in
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        chunks, batch_size=None, num_workers=workers, collate_fn=lambda idx: (split.images(idx), idx), prefetch_factor=4
+        chunks,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=lambda idx: (split.images(idx), idx),
+        prefetch_factor=4,
+        multiprocessing_context=loader_context(),
     )
     yield from loader
 
