@@ -44,3 +44,18 @@ def test_png_and_svg_are_rendered_by_kaleido():
         assert zf.read("bars.png")[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in zf.read("bars.svg")[:500]
     assert "EXPORT-NOTES.txt" not in names
+
+
+def test_reference_lines_are_labelled_beside_the_plot_and_the_margin_fits_them():
+    """Floors and ceilings are labelled in the right margin, never over the bars they are compared with."""
+    from chaosmining.viz import layout, reference_line
+
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[0.9, 0.1]))
+    reference_line(fig, 0.11, "random floor k/d = 0.111")
+    reference_line(fig, 0.5, "chance")
+    layout(fig, "title")  # the shared layout keeps the widened margin
+    floor, chance = fig.layout.annotations
+    assert (floor.x, floor.xanchor, floor.y) == (1, "left", 0.11)
+    assert floor.text == "random floor<br>k/d = 0.111" and chance.text == "chance"  # long labels wrap
+    assert fig.layout.margin.r >= 6 * len("random floor")
+    assert [s.y0 for s in fig.layout.shapes] == [0.11, 0.5]

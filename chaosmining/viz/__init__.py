@@ -24,6 +24,7 @@ from .common import (
     layout,
     method_color,
     method_label,
+    reference_line,
     rgba,
 )
 from .evaluation import (
@@ -96,6 +97,7 @@ __all__ = [
     "layout",
     "method_color",
     "method_label",
+    "reference_line",
     "rgba",
     "attribution_heatmap",
     "cost_bars",

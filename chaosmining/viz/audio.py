@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import FLOOR_COLOR, OTHER_COLOR, RELEVANT_COLOR, method_color, method_label
+from .common import FLOOR_COLOR, OTHER_COLOR, RELEVANT_COLOR, method_color, method_label, reference_line
 from .common import layout as _layout
 from .common import rgba as _rgba
 
@@ -80,7 +80,7 @@ def channel_importance_bars(result: AudioResult, example: int | None = None) -> 
         annotation_text="speech channel",
         annotation_position="top left",
     )
-    fig.add_hline(y=1 / c, line_dash="dash", line_color=FLOOR_COLOR, annotation_text=f"chance 1/{c}")
+    reference_line(fig, 1 / c, f"chance 1/{c}")
     return _layout(
         fig,
         title,
@@ -114,9 +114,7 @@ def channel_fprec_bars(result: AudioResult) -> go.Figure:
         marker=dict(symbol="diamond", size=12, color="#000"),
         name="top-1 hit rate",
     )
-    fig.add_hline(
-        y=result.chance, line_dash="dash", line_color=FLOOR_COLOR, annotation_text=f"chance {result.chance:.2f}"
-    )
+    reference_line(fig, result.chance, f"chance {result.chance:.2f}")
     return _layout(
         fig,
         "Channel FPrec (speech channel's share) and top-1 hit rate",
@@ -314,14 +312,7 @@ def background_whatif(results: Mapping[str, AudioResult]) -> go.Figure:
         )
     any_r = next(iter(results.values()))
     fig.add_hline(y=any_r.class_chance, line_dash="dash", line_color=FLOOR_COLOR, row=1, col=1)
-    fig.add_hline(
-        y=any_r.chance,
-        line_dash="dash",
-        line_color=FLOOR_COLOR,
-        annotation_text=f"chance {any_r.chance:.2f}",
-        row=1,
-        col=2,
-    )
+    reference_line(fig, any_r.chance, f"chance {any_r.chance:.2f}", row=1, col=2)
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, "What-if: random vs structured background", barmode="group")
 

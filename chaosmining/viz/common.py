@@ -13,6 +13,7 @@ __all__ = [
     "method_color",
     "method_label",
     "layout",
+    "reference_line",
     "rgba",
     "RELEVANT_COLOR",
     "OTHER_COLOR",
@@ -57,6 +58,52 @@ def method_label(method: str) -> str:
 
 def layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0.01), **{**_LAYOUT, **kw})
+    _fit_right_margin(fig)
+    return fig
+
+
+_LABEL_FONT = 10
+_CHAR_PX = 6.2  # average width of a character at _LABEL_FONT px
+
+
+def _wrap(text: str, width: int = 14) -> str:
+    """Break a label at the space nearest its middle when it is longer than ``width`` characters."""
+    if len(text) <= width or " " not in text:
+        return text
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1 :]
+
+
+def _fit_right_margin(fig: go.Figure) -> None:
+    """Widen the right margin to hold every label that :func:`reference_line` put beside the plot."""
+    lines = [
+        line
+        for a in fig.layout.annotations
+        if a.xanchor == "left" and a.x is not None and a.x >= 1 and a.text
+        for line in a.text.split("<br>")
+    ]
+    if lines:
+        need = int(12 + _CHAR_PX * max(len(line) for line in lines))
+        fig.update_layout(margin=dict(r=max(fig.layout.margin.r or 0, need)))
+
+
+def reference_line(
+    fig: go.Figure, y: float, text: str, *, dash: str = "dash", color: str = FLOOR_COLOR, **kw: Any
+) -> go.Figure:
+    """A horizontal reference (random floor, chance, ceiling) labelled in the right margin, beside the plot,
+    where the label cannot cover a bar, a bar's value or a curve; ``kw`` goes to ``add_hline`` (row, col)."""
+    fig.add_hline(
+        y=y,
+        line_dash=dash,
+        line_color=color,
+        annotation_text=_wrap(text),
+        annotation_position="right",
+        annotation_align="left",
+        annotation_font=dict(size=_LABEL_FONT, color=color),
+        **kw,
+    )
+    _fit_right_margin(fig)
     return fig
 
 

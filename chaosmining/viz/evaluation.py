@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from .common import FLOOR_COLOR, method_color
 from .common import layout as _layout
+from .common import method_color, reference_line
 from .common import rgba as _rgba
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,9 +84,9 @@ def curves_figure(
             )
         )
     if chance is not None:
-        fig.add_hline(y=chance, line_dash="dot", line_color=FLOOR_COLOR, annotation_text=f"chance {chance:.2f}")
+        reference_line(fig, chance, f"chance {chance:.2f}", dash="dot")
     if base is not None:
-        fig.add_hline(y=base, line_dash="dash", line_color=BASE_COLOR, annotation_text=f"unmodified model {base:.2f}")
+        reference_line(fig, base, f"unmodified model {base:.2f}", color=BASE_COLOR)
     return _layout(
         fig,
         title,
@@ -181,9 +181,9 @@ def mask_stats_figure(result: BlurResult | RoarResult, stat: str = "boundary_rat
             )
         )
     if stat == "probe":
-        fig.add_hline(y=result.task.get("chance"), line_dash="dot", line_color=FLOOR_COLOR, annotation_text="chance")
+        reference_line(fig, result.task.get("chance"), "chance", dash="dot")
     if stat == "boundary_ratio":
-        fig.add_hline(y=1.0, line_dash="dot", line_color=FLOOR_COLOR, annotation_text="random mask")
+        reference_line(fig, 1.0, "random mask", dash="dot")
     return _layout(
         fig,
         f"Masks: {names[stat]}",
@@ -211,7 +211,7 @@ def sanity_figure(result: SanityResult, metric: str = "spearman") -> go.Figure:
                 line=dict(color=method_color(m)),
             )
         )
-    fig.add_hline(y=0.0, line_dash="dot", line_color=FLOOR_COLOR, annotation_text="unrelated maps")
+    reference_line(fig, 0.0, "unrelated maps", dash="dot")
     title = {
         "cascading": "Cascading randomisation",
         "independent": "Independent randomisation",
@@ -247,7 +247,7 @@ def sensitivity_n_figure(result: FaithfulnessResult) -> go.Figure:
         y_title="Pearson r",
         log_x=True,
     )
-    fig.add_hline(y=1.0, line_dash="dot", line_color=FLOOR_COLOR, annotation_text="exact (linear model)")
+    reference_line(fig, 1.0, "exact (linear model)", dash="dot")
     return fig
 
 

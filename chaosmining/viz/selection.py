@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..selection import get_selector
-from .common import FLOOR_COLOR, RELEVANT_COLOR, method_color
+from .common import RELEVANT_COLOR, method_color, reference_line
 from .common import layout as _layout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +68,7 @@ def selection_curves(
             )
         )
     if floor is not None:
-        fig.add_hline(y=floor, line_dash="dot", line_color=FLOOR_COLOR, annotation_text=floor_label)
+        reference_line(fig, floor, floor_label, dash="dot")
     return _layout(
         fig,
         title,

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import FLOOR_COLOR, OTHER_COLOR, RELEVANT_COLOR, method_color, method_label
+from .common import OTHER_COLOR, RELEVANT_COLOR, method_color, method_label, reference_line
 from .common import layout as _layout
 from .common import rgba as _rgba
 
@@ -50,7 +50,7 @@ def fprec_bars(result: SymbolicResult) -> go.Figure:
         )
     )
     floor = result.random_fprec_expected
-    fig.add_hline(y=floor, line_dash="dash", line_color=FLOOR_COLOR, annotation_text=f"random floor k/d = {floor:.3f}")
+    reference_line(fig, floor, f"random floor k/d = {floor:.3f}")
     return _layout(
         fig, "FPrec per method (top-k features that are relevant)", yaxis=dict(range=[0, 1.1], title="FPrec")
     )
@@ -70,11 +70,8 @@ def uscore_bars(result: SymbolicResult) -> go.Figure:
             textposition="outside",
         )
     )
-    fig.add_hline(
-        y=result.prediction_uscore,
-        line_dash="dot",
-        line_color="#000",
-        annotation_text=f"prediction UScore {result.prediction_uscore:.3f}",
+    reference_line(
+        fig, result.prediction_uscore, f"prediction UScore {result.prediction_uscore:.3f}", dash="dot", color="#000"
     )
     return _layout(fig, "UScore against the analytic ground truth", yaxis=dict(range=[0, 1.1], title="UScore"))
 
@@ -99,7 +96,7 @@ def fprec_curve(
             )
         )
     if floor is not None:
-        fig.add_hline(y=floor, line_dash="dash", line_color=FLOOR_COLOR, annotation_text="random floor")
+        reference_line(fig, floor, "random floor")
     xr = [0, total_epochs] if total_epochs else None
     return _layout(fig, title, xaxis=dict(title="epoch", range=xr), yaxis=dict(title="FPrec", range=[0, 1.05]))
 

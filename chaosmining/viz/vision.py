@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from .common import FLOOR_COLOR, PRED_COLOR, TRUE_COLOR, method_color, method_label
+from .common import FLOOR_COLOR, PRED_COLOR, TRUE_COLOR, method_color, method_label, reference_line
 from .common import layout as _layout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,18 +189,8 @@ def iou_bars(result: VisionResult) -> go.Figure:
             name="IoU",
         )
     )
-    fig.add_hline(
-        y=result.random_iou,
-        line_dash="dash",
-        line_color=FLOOR_COLOR,
-        annotation_text=f"random map {result.random_iou:.3f}",
-    )
-    fig.add_hline(
-        y=result.perfect_iou,
-        line_dash="dot",
-        line_color="#000",
-        annotation_text=f"perfect map {result.perfect_iou:.3f}",
-    )
+    reference_line(fig, result.random_iou, f"random map {result.random_iou:.3f}")
+    reference_line(fig, result.perfect_iou, f"perfect map {result.perfect_iou:.3f}", dash="dot", color="#000")
     return _layout(
         fig,
         f"IoU of the retrieved box per method ({result.condition}, accuracy {result.accuracy:.1%})",
@@ -225,13 +215,7 @@ def box_free_bars(result: VisionResult) -> go.Figure:
                 textposition="outside",
             )
         )
-    fig.add_hline(
-        y=result.pointing_chance,
-        line_dash="dash",
-        line_color=FLOOR_COLOR,
-        annotation_text=f"chance {result.pointing_chance:.3f}",
-        annotation_position="top left",
-    )
+    reference_line(fig, result.pointing_chance, f"chance {result.pointing_chance:.3f}")
     return _layout(
         fig,
         "Pointing game (solid) and mass inside the box (hatched)",
