@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup setup-test chromium lint format bench clean-cache
+.PHONY: run test setup setup-test chromium datasets lint format bench clean-cache
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,22 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else echo "note: chromium is missing and cannot be installed without root (apt-get install chromium)"; fi
 
+# Debian's dataset-fashion-mnist (MIT, 31 MB): the Vision page's Fashion-MNIST foreground works without a data root.
+datasets:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's dataset-fashion-mnist..."; \
+		(apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null)) || \
+		echo "note: dataset-fashion-mnist could not be installed (the Fashion-MNIST foreground then needs a data root)"; \
+	else echo "note: Fashion-MNIST needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or a data root"; fi
+
 run: setup
 	@$(MAKE) --no-print-directory chromium || echo "note: continuing without chromium (PNG/SVG export disabled)"
+	@$(MAKE) --no-print-directory datasets || true
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: setup-test chromium
+test: setup-test chromium datasets
 	CHAOSMINING_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 lint: setup-test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from chaosmining.data.backgrounds import fractal_background, photo_pool, uniform
 from chaosmining.data.shapes import SHAPE_CLASSES, draw_shape
 from chaosmining.data.vision import (
     BACKGROUNDS,
+    DEBIAN_FASHION_MNIST,
     FOREGROUNDS,
     POSITIONS,
     VisionDataConfig,
@@ -165,6 +167,19 @@ def test_fashion_mnist_reads_debian_idx_files(tmp_path):
     assert data.class_names[0] == "T-shirt/top"
     assert data.train.images([0]).shape == (1, 64, 64, 3)
     assert sorted(set(data.train.labels.tolist())) == list(range(10))
+
+
+@pytest.mark.skipif(
+    not Path(DEBIAN_FASHION_MNIST).is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed (make run / make test install it as root)",
+)
+def test_fashion_mnist_from_debians_package_without_a_data_root():
+    cfg = VisionDataConfig(foreground="fashion_mnist", **SMALL)
+    data = make_vision_data(cfg, 0)
+    assert len(data.class_names) == 10 and data.class_names[9] == "Ankle boot"
+    images = data.train.images(range(len(data.train)))
+    assert images.shape == (20, 64, 64, 3) and images.std() > 0  # real pixels pasted on the canvas
+    assert data.val.images([0]).shape == (1, 64, 64, 3)
 
 
 # --- the published layout ----------------------------------------------------------------------
