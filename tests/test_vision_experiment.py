@@ -182,3 +182,13 @@ def test_images_streamed_through_worker_processes_train_exactly_like_images_in_m
         spec = ARCHITECTURES.get("compact_cnn")
         histories.append(fit_classifier(model, spec, data, cfg.train, seed=0, device=torch.device("cpu")))
     assert histories[0]["loss"] == pytest.approx(histories[1]["loss"], rel=1e-5)
+
+
+def test_the_patch_grid_note_appears_only_where_the_fixed_box_is_one_patch():
+    from chaosmining.data.vision import VisionDataConfig
+    from chaosmining.experiments.vision import patch_grid_note
+
+    assert "corner 96, 32 px" in patch_grid_note(VisionDataConfig())  # the paper's 224/32 FP
+    assert patch_grid_note(VisionDataConfig(position="random")) is None
+    assert patch_grid_note(VisionDataConfig(canvas=224, foreground_size=48)) is None  # corner 88 straddles
+    assert patch_grid_note(VisionDataConfig(canvas=32, foreground_size=8)) is None  # corner 12

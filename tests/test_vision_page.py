@@ -25,6 +25,8 @@ def test_first_visit_opens_on_the_shipped_demo_results():
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Accuracy"].rstrip("%")) > 30
     assert any("perfect-map ceiling" in m.value for m in at.markdown)
+    # at the paper's fixed position the box is one of Feature Ablation's patches: the reading says so
+    assert any("is exactly one of those patches" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 5
 
 

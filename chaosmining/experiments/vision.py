@@ -64,6 +64,7 @@ __all__ = [
     "RESULT_KIND",
     "Preset",
     "PRESETS",
+    "patch_grid_note",
     "SCHEDULES",
     "VisionTrainConfig",
     "VisionConfig",
@@ -467,6 +468,27 @@ def patch_mask(canvas: int, patch: int) -> torch.Tensor:
     idx = torch.arange(canvas) // patch
     cols = math.ceil(canvas / patch)
     return (idx[:, None] * cols + idx[None, :]).reshape(1, 1, canvas, canvas)
+
+
+def patch_grid_note(data: VisionDataConfig) -> str | None:
+    """Why Feature Ablation's IoU may flatter it here, or None.
+
+    Its patches are foreground-sized squares on a fixed grid. At a fixed position whose corner lies on
+    that grid (the paper's 224/32: corner 96 = 3 x 32), the true box IS one patch, so a map that ranks
+    that patch first retrieves the box exactly, while pixel-level maps must trace it. At random
+    positions the box straddles patches and the advantage disappears (paper, Tables 2/3: FA's FP vs RP).
+    """
+    if data.position != "fixed":
+        return None
+    size = data.foreground_size
+    corner = (data.canvas - size) // 2
+    if corner % size:
+        return None
+    return (
+        f"Feature Ablation removes {size}-px patches on a fixed grid, and here the fixed foreground box "
+        f"(corner {corner}, {size} px) is exactly one of those patches: its IoU is partly geometry. Compare "
+        "methods at a random position (RP), where the box straddles patches."
+    )
 
 
 # --- training ----------------------------------------------------------------------------------
