@@ -160,6 +160,21 @@ def wait_for_app(page, timeout: float = 60_000) -> None:
     )
 
 
+APP_TITLES = ("Home", "Symbolic functions", "Vision", "Audio", "Feature selection", "Evaluate the evaluators")
+
+
+def expect_app_navigation(page, timeout: float = 60_000) -> None:
+    """The sidebar lists app.py's page titles, never Streamlit's old-style entry named after the script ("app"),
+    also when the first visit to a fresh server opens a page by its url."""
+    from playwright.sync_api import expect
+
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav).to_contain_text("Home", timeout=timeout)
+    labels = nav.inner_text()
+    assert all(title in labels for title in APP_TITLES), labels
+    assert "app" not in labels.split(), labels
+
+
 def _widget(page, testid: str, label: str, scope: str | None):
     root = page.locator(scope) if scope else page
     return (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, choose, set_number, wait_for_app
+from conftest import SHOTS, choose, expect_app_navigation, set_number, wait_for_app
 
 SIDEBAR = '[data-testid="stSidebar"]'
 
@@ -14,6 +14,7 @@ def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
     page.goto(app_server + "/Audio")
     wait_for_app(page)
     page.get_by_text("Setting RBFP").first.wait_for()
+    expect_app_navigation(page)  # opened by its url, maybe as the fresh server's first visit
     page.screenshot(path=str(SHOTS / "audio-first-visit.png"), full_page=True)
     choose(page, "Preset", "Quick (under a minute on a CPU)", scope=SIDEBAR)
     choose(page, "Words", "core (10)", scope=SIDEBAR)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHOTS, choose, set_number, wait_for_app
+from conftest import SHOTS, choose, expect_app_navigation, set_number, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -15,6 +15,7 @@ def test_16d_example_then_a_sanity_check_and_a_refused_input(page, app_server):
     page.locator(".js-plotly-plot").filter(has_text="Without retraining").first.wait_for(timeout=180_000)
     assert page.locator(".js-plotly-plot").filter(has_text="KAR").count() >= 1
     page.get_by_text("Reading.").first.wait_for()
+    expect_app_navigation(page)  # opened by its url, maybe as the fresh server's first visit
     page.screenshot(path=str(SHOTS / "evaluation-toy16.png"), full_page=True)
 
     # A sanity check on the symbolic-formula task (an MLP that trains in seconds): a job, then per-layer curves.

@@ -42,8 +42,25 @@ __all__ = [
 
 
 def setup_page(title: str, icon: str = ":material/insights:") -> None:
+    _through_app_navigation()
     st.set_page_config(page_title=f"{title} - ChaosMining Explorer", page_icon=icon, layout="wide")
     configure_threads()
+
+
+def _through_app_navigation() -> None:
+    """Run every page through app.py's ``st.navigation``, also on a fresh server's first visit by a page url.
+
+    Until some session has called ``st.navigation``, Streamlit treats ``pages/`` as an old-style multipage
+    folder: a first visit to ``/Vision`` runs that page on its own, with the home page listed as "app" and
+    without app.py's titles and icons. Streamlit notes that mode in a class attribute, which
+    ``st.navigation`` clears; here a page that finds it still set clears it and reruns, so the rerun goes
+    through app.py and lands on the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 @st.cache_resource
