@@ -56,9 +56,11 @@ def _through_app_navigation() -> None:
     ``st.navigation`` clears; here a page that finds it still set clears it and reruns, so the rerun goes
     through app.py and lands on the same page.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
+    try:  # Streamlit internals (pinned 1.67): without them the page simply runs as Streamlit started it
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
