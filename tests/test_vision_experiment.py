@@ -136,6 +136,7 @@ def test_cli_prints_one_json_object_with_the_contract(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["condition"] == "SBRP" and out["cached"] is False
     assert set(out["iou"]) == {"saliency", "integrated_gradients"}
+    assert out["notes"] == []  # a random position: no patch-grid caveat
     for key in ("accuracy", "random_iou", "seconds", "cached"):
         assert key in out
     assert main([*ARGS, "--cache-dir", str(tmp_path)]) == 0

@@ -19,7 +19,6 @@ from chaosmining.experiments.vision import (
     VisionEvalConfig,
     VisionResult,
     noise_conditions,
-    patch_grid_note,
     result_key,
     run_conditions,
     run_vision,
@@ -190,7 +189,4 @@ def reading(result: VisionResult) -> str:
             " The model is close to chance, and the paper finds attribution quality tracks the model's accuracy: "
             "train on more images (the demo or paper preset) before reading much into the maps."
         )
-    note = patch_grid_note(result.config.data) if "feature_ablation" in result.scores else None
-    if note:
-        text += " " + note
-    return text
+    return " ".join([text, *result.notes])

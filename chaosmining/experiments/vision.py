@@ -947,6 +947,12 @@ class VisionResult(ModelRunResult):
     def iou(self) -> dict[str, float | None]:
         return {m: (self.scores[m].iou if m in self.scores else None) for m in self.eval.methods}
 
+    @property
+    def notes(self) -> list[str]:
+        """Caveats for reading the scores (the page's reading and the CLI's ``notes`` show them)."""
+        note = patch_grid_note(self.config.data) if "feature_ablation" in self.scores else None
+        return [note] if note else []
+
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON contract plus everything needed to reproduce the run."""
         return {
@@ -965,6 +971,7 @@ class VisionResult(ModelRunResult):
             "unavailable": self.unavailable,
             "warnings": {m: list(s.warnings) for m, s in self.scores.items() if s.warnings},
             "data_warnings": list(self.warnings),
+            "notes": self.notes,
             "method_seconds_per_image": {m: s.seconds_per_image for m, s in self.scores.items()},
             "eval_images": self.eval_images,
             "val_accuracy_by_epoch": list(self.history.get("val_accuracy", [])),
