@@ -302,3 +302,24 @@ def test_plan_counts_the_trainings_a_plain_loop_would_need():
     fast = plan_rfe(_config(train=FAST.replace(precision="bf16")), data)
     assert fast.trainings == uni.trainings
     assert fast.estimated_seconds == pytest.approx(uni.estimated_seconds / PRECISIONS.get("bf16").speedup)
+
+
+def test_in_process_runs_report_each_round_before_the_next_training(tmp_cache, monkeypatch):
+    """One worker (and every CUDA run) trains in this process: each finished training must be reported
+    before the next starts, so the page's progress moves round by round, not in one burst at the end."""
+    import chaosmining.experiments.rfe as rfe
+
+    log: list[str] = []
+    original = rfe._unit_task
+
+    def traced(job, should_stop):
+        log.append(f"train {len(job['kept'])}")
+        return original(job, should_stop)
+
+    monkeypatch.setattr(rfe, "_unit_task", traced)
+    config = _config(selectors=("saliency", "deeplift"))
+    run_rfe(config, cache=tmp_cache, workers=1, report=lambda **e: log.append("round") if "round" in e else None)
+    trainings = [i for i, entry in enumerate(log) if entry.startswith("train")]
+    assert len(trainings) >= 3  # 12 features (shared by both), then 6 and 3 (shared where both keep the same)
+    # a round event between every two trainings: none waits for a later training to be reported
+    assert all("round" in log[a:b] for a, b in zip(trainings, trainings[1:]))

@@ -1058,21 +1058,33 @@ def _classic_task(job: dict[str, Any], should_stop: Callable[[], bool] | None = 
 
 
 class _InlineExecutor:
-    """Runs a submitted task at once in this process (CUDA, or a single worker)."""
+    """Runs submitted tasks in this process (CUDA, or a single worker), one at a time and in order, when the
+    scheduler's loop asks for the next (:meth:`run_next`), so that each finished training is recorded and
+    reported before the next one starts, as with worker processes."""
 
     def __init__(self, should_stop: Callable[[], bool] | None) -> None:
         self._stop = should_stop or (lambda: False)
+        self._queue: list[tuple[Future, Callable[..., Any], dict[str, Any]]] = []
 
     def submit(self, fn: Callable[..., Any], job: dict[str, Any]) -> Future:
         fut: Future = Future()
+        self._queue.append((fut, fn, job))
+        return fut
+
+    def run_next(self) -> None:
+        """Run the oldest task not yet run, if any."""
+        if not self._queue:
+            return
+        fut, fn, job = self._queue.pop(0)
         try:
             fut.set_result(fn(job, self._stop))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             fut.set_exception(exc)
-        return fut
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
+        for fut, _, _ in self._queue:
+            fut.cancel()
+        self._queue.clear()
 
 
 def default_workers() -> int:
@@ -1345,6 +1357,8 @@ class _Scheduler:
     def loop(self) -> None:
         self.flush()
         while self.inflight:
+            if isinstance(self.executor, _InlineExecutor):
+                self.executor.run_next()
             finished, _ = wait(list(self.inflight), timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in finished:
                 key, selector, job = self.inflight.pop(fut)
