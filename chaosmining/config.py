@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, TypeVar
 
-__all__ = ["ConfigBase", "stable_hash", "to_jsonable", "SCHEMA_VERSION"]
+__all__ = ["ConfigBase", "field_default", "stable_hash", "to_jsonable", "SCHEMA_VERSION"]
 
 # Bump when a change to the code makes old cache entries meaningless.
 SCHEMA_VERSION = 1
@@ -26,6 +26,13 @@ def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
         return obj.item()
     return obj
+
+
+def field_default(cls: type, name: str) -> Any:
+    """A config field's default, read without building a config (some defaults are invalid together):
+    for command-line defaults and page widgets that must match the library's."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from chaosmining import viz
+from chaosmining.config import field_default
 from chaosmining.data.formulas import FORMULAS, PAPER_FORMULAS
 from chaosmining.errors import ChaosMiningError
 from chaosmining.evaluation import (
@@ -63,7 +64,7 @@ init_defaults(
         P + "road_fractions": "",
         P + "road_imputations": ["linear", "mean"],
         P + "road_samples": 200,
-        P + "road_repeats": RoadConfig.__dataclass_fields__["repeats"].default,  # the CLI's: one cache entry
+        P + "road_repeats": field_default(RoadConfig, "repeats"),  # the CLI's: one cache entry
         P + "blur_method": "saliency",
         P + "blur_fractions": "0.05, 0.1, 0.3",
         P + "blur_repeats": 1,
@@ -71,8 +72,8 @@ init_defaults(
         P + "sanity_samples": 64,
         P + "faith_samples": 200,
         P + "faith_steps": 16,
-        P + "faith_sens_samples": FaithfulnessConfig.__dataclass_fields__["sens_samples"].default,
-        P + "faith_subsets": FaithfulnessConfig.__dataclass_fields__["subsets"].default,
+        P + "faith_sens_samples": field_default(FaithfulnessConfig, "sens_samples"),
+        P + "faith_subsets": field_default(FaithfulnessConfig, "subsets"),
         P + "faith_n_values": "",
     }
 )

@@ -7,7 +7,6 @@ library function; ``--json`` prints the result's ``summary()``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
+from ..config import field_default
 from ..errors import ConfigError
 from ..evaluation import (
     AGGREGATIONS,
@@ -54,12 +54,6 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _default(cls: type, name: str) -> Any:
-    """A config field's default, read without building a config (some defaults are invalid together)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
 def _task_arguments(p: argparse.ArgumentParser, methods: tuple[str, ...], task: str = "toy16") -> None:
     p.add_argument("--task", default=task, help=f"one of {', '.join(task_names())} (default {task})")
     p.add_argument("--distractor", default="dense", choices=DISTRACTORS.names(), help="toy16 only")
@@ -90,7 +84,7 @@ def _base(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _roar_arguments(p: argparse.ArgumentParser) -> None:
-    _task_arguments(p, _default(RoarConfig, "methods"))
+    _task_arguments(p, field_default(RoarConfig, "methods"))
     p.add_argument(
         "--fractions",
         type=_floats,
@@ -102,7 +96,7 @@ def _roar_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keep", action="store_true", help="KAR: keep the top fraction, remove the rest")
     p.add_argument("--postprocess", default="none", choices=POSTPROCESS.names())
-    p.add_argument("--aggregate", default=_default(RoarConfig, "aggregate"), choices=AGGREGATIONS.names())
+    p.add_argument("--aggregate", default=field_default(RoarConfig, "aggregate"), choices=AGGREGATIONS.names())
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--probe", action="store_true", help="also compute mask statistics and the mask-only probe")
 
@@ -121,16 +115,16 @@ def _roar_config(a: argparse.Namespace) -> RoarConfig:
 
 
 def _road_arguments(p: argparse.ArgumentParser) -> None:
-    _task_arguments(p, _default(RoadConfig, "methods"))
+    _task_arguments(p, field_default(RoadConfig, "methods"))
     p.add_argument("--fractions", type=_floats, default=[], help="fractions removed (both orders)")
     p.add_argument("--orders", type=_comma_list, default=["morf", "lerf"])
     p.add_argument("--imputations", type=_comma_list, default=["linear", "mean"])
     p.add_argument("--postprocess", default="none", choices=POSTPROCESS.names())
     p.add_argument("--samples", type=int, default=200, help="test rows per repeat (0 = all)")
-    p.add_argument("--repeats", type=int, default=_default(RoadConfig, "repeats"))
+    p.add_argument("--repeats", type=int, default=field_default(RoadConfig, "repeats"))
     p.add_argument(
         "--aggregate",
-        default=_default(RoadConfig, "aggregate"),
+        default=field_default(RoadConfig, "aggregate"),
         choices=AGGREGATIONS.names(),
         help="how a pixel's colour channels (and the sign) make one score",
     )
@@ -150,16 +144,16 @@ def _road_config(a: argparse.Namespace) -> RoadConfig:
 
 
 def _blur_arguments(p: argparse.ArgumentParser) -> None:
-    _task_arguments(p, _default(BlurConfig, "methods"), task="vision")
+    _task_arguments(p, field_default(BlurConfig, "methods"), task="vision")
     p.add_argument("--fractions", type=_floats, default=[])
-    p.add_argument("--posts", type=_comma_list, default=list(_default(BlurConfig, "posts")))
+    p.add_argument("--posts", type=_comma_list, default=list(field_default(BlurConfig, "posts")))
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--road", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument(
         "--road-samples",
         type=int,
-        default=_default(BlurConfig, "road_samples"),
+        default=field_default(BlurConfig, "road_samples"),
         help="test rows of the ROAD part (0 = all)",
     )
 
@@ -177,7 +171,7 @@ def _blur_config(a: argparse.Namespace) -> BlurConfig:
 
 
 def _sanity_arguments(p: argparse.ArgumentParser) -> None:
-    _task_arguments(p, _default(SanityConfig, "methods"))
+    _task_arguments(p, field_default(SanityConfig, "methods"))
     p.add_argument("--test", default="cascading", choices=SANITY_TESTS.names())
     p.add_argument("--samples", type=int, default=64, help="test rows whose maps are compared")
     p.add_argument("--label-samples", type=int, default=500, help="training rows of the label test")
@@ -185,7 +179,7 @@ def _sanity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--true-scale",
         type=float,
-        default=_default(SanityConfig, "true_scale"),
+        default=field_default(SanityConfig, "true_scale"),
         help="training budget multiplier of the label test's models on true labels",
     )
 
@@ -202,7 +196,7 @@ def _sanity_config(a: argparse.Namespace) -> SanityConfig:
 
 
 def _faith_arguments(p: argparse.ArgumentParser) -> None:
-    _task_arguments(p, _default(FaithfulnessConfig, "methods"))
+    _task_arguments(p, field_default(FaithfulnessConfig, "methods"))
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--sens-samples", type=int, default=50)
