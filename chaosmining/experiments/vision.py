@@ -481,12 +481,12 @@ def patch_grid_note(data: VisionDataConfig) -> str | None:
     if data.position != "fixed":
         return None
     size = data.foreground_size
-    corner = (data.canvas - size) // 2
-    if corner % size:
+    top, left = POSITIONS.get("fixed").place(np.random.default_rng(0), data.canvas, size)
+    if top % size or left % size:
         return None
     return (
         f"Feature Ablation removes {size}-px patches on a fixed grid, and here the fixed foreground box "
-        f"(corner {corner}, {size} px) is exactly one of those patches: its IoU is partly geometry. Compare "
+        f"(corner {top}, {size} px) is exactly one of those patches: its IoU is partly geometry. Compare "
         "methods at a random position (RP), where the box straddles patches."
     )
 
