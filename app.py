@@ -8,12 +8,67 @@ import streamlit as st
 
 from ui.common import device_badge, get_cache, jobs, setup_page
 
-PAGES = [  # (file, sidebar title, icon); the url path is the file name without its number
-    ("pages/1_Symbolic_functions.py", "Symbolic functions", ":material/functions:"),
-    ("pages/2_Vision.py", "Vision", ":material/image:"),
-    ("pages/3_Audio.py", "Audio", ":material/graphic_eq:"),
-    ("pages/4_Feature_selection.py", "Feature selection", ":material/filter_alt:"),
-    ("pages/5_Evaluate_the_evaluators.py", "Evaluate the evaluators", ":material/rule:"),
+PAGES = [  # (file, sidebar title, icon, the home page's words on it); the url path is the file name without its number
+    (
+        "pages/1_Symbolic_functions.py",
+        "Symbolic functions",
+        ":material/functions:",
+        (
+            "The paper's 15 formulas or any formula you type, with noise features and label noise, fitted by an "
+            "MLP. Saliency, DeepLift, Integrated Gradients and Feature Ablation are scored by **FPrec** (are the "
+            "top-k features the relevant ones?) and **UScore** (do they match the analytic derivative, ablation "
+            "or path integral from sympy?). Watch FPrec converge while the model trains, and sweep one factor at "
+            "a time as in the paper's Figure 4."
+        ),
+    ),
+    (
+        "pages/2_Vision.py",
+        "Vision",
+        ":material/image:",
+        (
+            "A small labelled foreground (procedural shapes, scikit-learn digits, or your CIFAR-10 / Fashion-MNIST "
+            "copy) pasted on a 224-px canvas of random pixels or natural structure, at a fixed or a random place. "
+            "The paper's eight torchvision architectures and a compact CPU CNN; a gallery of saliency overlays with "
+            "the true box (yellow) and the box each method retrieves (red), **IoU** beside the random-map floor and "
+            "the perfect-map ceiling, the pointing game, and a what-if over the four noise conditions (Tables 2, 3)."
+        ),
+    ),
+    (
+        "pages/3_Audio.py",
+        "Audio",
+        ":material/graphic_eq:",
+        (
+            "Ten channels of one second at 16 kHz: a spoken command word (espeak-ng, formant pseudo-words or your "
+            "Speech Commands copy) in one channel, Gaussian noise or a rainforest soundscape in the others. RNN, LSTM, "
+            "TCN and Transformer classifiers; each method's **channel FPrec** (the speech channel's share of "
+            "|attribution|, chance 1/10), its top-1 hit rate and its attribution over time, with waveforms, "
+            "spectrograms and an audio player per channel (the paper's Table 4)."
+        ),
+    ),
+    (
+        "pages/4_Feature_selection.py",
+        "Feature selection",
+        ":material/filter_alt:",
+        (
+            "Recursive feature elimination driven by an MLP and an attribution method (**RFEwNA**, the paper's "
+            "Algorithm 1) against scikit-learn's RFE with a linear model, a linear SVM and a decision tree, on a "
+            "symbolic formula with 150 noise features (Figure 7), an embedded table with known informative columns "
+            "(Santander-like or breast cancer + noise) or your own CSV (Figure 6). Watch the error and the precision "
+            "of the kept features fill in round by round; uni- and bi-module strategies."
+        ),
+    ),
+    (
+        "pages/5_Evaluate_the_evaluators.py",
+        "Evaluate the evaluators",
+        ":material/rule:",
+        (
+            "Do the tests that rank attribution methods measure what they claim? Remove-and-retrain (**ROAR**, KAR) "
+            "with random and ground-truth baselines, opening on Hooker et al.'s 16-d example that shows why removal "
+            "without retraining misleads; **ROAD**'s noisy linear imputation; the **blur bias** of removal benchmarks "
+            "(with mask blurriness and a mask-only probe); Adebayo et al.'s **sanity checks** (parameter and label "
+            "randomisation, random logit); deletion/insertion AUC and **Sensitivity-n**."
+        ),
+    ),
 ]
 
 
@@ -34,46 +89,9 @@ def home() -> None:
     )
 
     st.subheader("Modalities and pages")
-    st.page_link("pages/1_Symbolic_functions.py", label="Symbolic functions", icon=":material/functions:")
-    st.markdown(
-        "The paper's 15 formulas or any formula you type, with noise features and label noise, fitted by an "
-        "MLP. Saliency, DeepLift, Integrated Gradients and Feature Ablation are scored by **FPrec** (are the "
-        "top-k features the relevant ones?) and **UScore** (do they match the analytic derivative, ablation "
-        "or path integral from sympy?). Watch FPrec converge while the model trains, and sweep one factor at "
-        "a time as in the paper's Figure 4."
-    )
-    st.page_link("pages/2_Vision.py", label="Vision", icon=":material/image:")
-    st.markdown(
-        "A small labelled foreground (procedural shapes, scikit-learn digits, or your CIFAR-10 / Fashion-MNIST "
-        "copy) pasted on a 224-px canvas of random pixels or natural structure, at a fixed or a random place. "
-        "The paper's eight torchvision architectures and a compact CPU CNN; a gallery of saliency overlays with "
-        "the true box (yellow) and the box each method retrieves (red), **IoU** beside the random-map floor and "
-        "the perfect-map ceiling, the pointing game, and a what-if over the four noise conditions (Tables 2, 3)."
-    )
-    st.page_link("pages/3_Audio.py", label="Audio", icon=":material/graphic_eq:")
-    st.markdown(
-        "Ten channels of one second at 16 kHz: a spoken command word (espeak-ng, formant pseudo-words or your "
-        "Speech Commands copy) in one channel, Gaussian noise or a rainforest soundscape in the others. RNN, LSTM, "
-        "TCN and Transformer classifiers; each method's **channel FPrec** (the speech channel's share of "
-        "|attribution|, chance 1/10), its top-1 hit rate and its attribution over time, with waveforms, "
-        "spectrograms and an audio player per channel (the paper's Table 4)."
-    )
-    st.page_link("pages/4_Feature_selection.py", label="Feature selection", icon=":material/filter_alt:")
-    st.markdown(
-        "Recursive feature elimination driven by an MLP and an attribution method (**RFEwNA**, the paper's "
-        "Algorithm 1) against scikit-learn's RFE with a linear model, a linear SVM and a decision tree, on a "
-        "symbolic formula with 150 noise features (Figure 7), an embedded table with known informative columns "
-        "(Santander-like or breast cancer + noise) or your own CSV (Figure 6). Watch the error and the precision "
-        "of the kept features fill in round by round; uni- and bi-module strategies."
-    )
-    st.page_link("pages/5_Evaluate_the_evaluators.py", label="Evaluate the evaluators", icon=":material/rule:")
-    st.markdown(
-        "Do the tests that rank attribution methods measure what they claim? Remove-and-retrain (**ROAR**, KAR) "
-        "with random and ground-truth baselines, opening on Hooker et al.'s 16-d example that shows why removal "
-        "without retraining misleads; **ROAD**'s noisy linear imputation; the **blur bias** of removal benchmarks "
-        "(with mask blurriness and a mask-only probe); Adebayo et al.'s **sanity checks** (parameter and label "
-        "randomisation, random logit); deletion/insertion AUC and **Sensitivity-n**."
-    )
+    for file, title, icon, words in PAGES:
+        st.page_link(file, label=title, icon=icon)
+        st.markdown(words)
 
     st.subheader("This machine")
     st.write(device_badge())
@@ -109,5 +127,5 @@ def url_path(file: str) -> str:
 
 st.navigation(
     [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    + [st.Page(file, title=title, icon=icon, url_path=url_path(file)) for file, title, icon in PAGES]
+    + [st.Page(file, title=title, icon=icon, url_path=url_path(file)) for file, title, icon, _ in PAGES]
 ).run()
