@@ -33,7 +33,7 @@ from chaosmining.cache import Cache  # noqa: E402
 from chaosmining.data.symbolic import SymbolicDataConfig, make_symbolic_data  # noqa: E402
 from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig, run_symbolic  # noqa: E402
 from chaosmining.models.mlp import MLPConfig, build_mlp  # noqa: E402
-from chaosmining.runtime import configure_threads  # noqa: E402
+from chaosmining.runtime import configure_threads, synchronize  # noqa: E402
 from chaosmining.sweep import SweepConfig, run_sweep  # noqa: E402
 from chaosmining.training import PRECISIONS, TrainConfig, train_mlp  # noqa: E402
 
@@ -56,17 +56,12 @@ def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float
         n, reps = 8192, 20
     a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
     a @ b
-    _sync(dev)
+    synchronize(dev)
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
-    _sync(dev)
+    synchronize(dev)
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def training_flops(n: int, d: int, width: int, depth: int, epochs: int) -> float:
@@ -91,7 +86,7 @@ def autograd_reference(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, epochs: int
         loss = ((net(Xt) - yt) ** 2).mean()
         loss.backward()
         opt.step()
-    _sync(dev)
+    synchronize(dev)
     return time.perf_counter() - t
 
 

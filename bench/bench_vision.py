@@ -44,7 +44,7 @@ from chaosmining.experiments.vision import (  # noqa: E402
     vision_param_defaults,
 )
 from chaosmining.models.vision import ARCHITECTURES, build_model  # noqa: E402
-from chaosmining.runtime import configure_threads  # noqa: E402
+from chaosmining.runtime import configure_threads, synchronize  # noqa: E402
 
 # The paper's Tables 2 and 3 for ResNet18 and DenseNet121 (accuracy %, IoU of SA, DL, IG, FA).
 PAPER = {
@@ -97,14 +97,14 @@ def bench_train(canvases: list[int], steps: int, models: list[str], device: str 
             n = max(1, steps if spec.cpu_friendly or gpu else min(steps, 2))
             for i in range(n + 2):
                 if i == 2:  # two warm-up steps (cuDNN picks its kernels in the first)
-                    _sync(dev)
+                    synchronize(dev)
                     start = time.perf_counter()
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=gpu):
                     loss = classification_loss(spec, model(x), y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            _sync(dev)
+            synchronize(dev)
             rate = batch * n / (time.perf_counter() - start)
             rows.append((name, rate))
             del model, opt
@@ -112,11 +112,6 @@ def bench_train(canvases: list[int], steps: int, models: list[str], device: str 
         for name, rate in rows:
             ratio = f"{base / rate:8.1f}x slower than compact_cnn" if base and name != "compact_cnn" else ""
             print(f"{name:<12} {canvas:>4} px  {rate:9.2f} images/s  {ratio}")
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def bench_attribution(images: int, model_name: str = "compact_cnn", device: str = "cpu") -> None:

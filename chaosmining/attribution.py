@@ -61,6 +61,7 @@ from torch.utils._pytree import tree_flatten
 
 from .errors import ConfigError
 from .registry import Registry
+from .runtime import synchronize
 from .validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
@@ -966,8 +967,7 @@ def attribute(
 
     start = time.perf_counter()
     values = run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     peak = None
     if measure_memory:

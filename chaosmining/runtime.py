@@ -25,6 +25,7 @@ __all__ = [
     "WorkerPool",
     "lend_idle_cores",
     "native_bf16",
+    "synchronize",
     "tune_allocator",
     "DeviceInfo",
     "device_info",
@@ -101,6 +102,13 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise param_error("device", "resolve_device", "'auto' or 'cpu' on a machine without CUDA", device)
     return torch.device(device)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU): before reading a clock after GPU work."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
