@@ -130,16 +130,21 @@ class DeviceInfo:
     gpu_name: str | None
     threads: int
     torch_version: str
+    cpu_trainer: str = ""  # the symbolic MLP's CPU training step: compiled, or why PyTorch's operators
 
 
 def device_info() -> DeviceInfo:
+    from . import native  # late: builds the kernels on the first call of a fresh machine (a few seconds)
+
     cuda = torch.cuda.is_available()
+    st = native.status()
     return DeviceInfo(
         device=str(resolve_device("auto")),
         cuda_available=cuda,
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
+        cpu_trainer=f"compiled MLP step ({st.detail})" if st.available else f"PyTorch operators: {st.detail}",
     )
 
 

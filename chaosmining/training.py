@@ -3,16 +3,19 @@
 The same trainer fits binary classifiers (the paper's RFEwNA classification task) with
 ``TrainConfig(loss="bce")``: binary cross-entropy on the single output logit.
 
-The hot loop is a hand-written forward/backward over the MLP's weight tensors (no autograd graph).
-On this project's 2-core CPU it runs about 1.3x faster than ``nn.Sequential`` + autograd because it
-keeps activations in a feature-major layout (long contiguous rows for the BLAS calls), replaces the
-rank-1 matrix product of the scalar output layer by a broadcast, and allocates nothing per step but
-the activations. ``tests/test_training.py`` checks its gradients against autograd for every
-activation. The same code runs on CUDA when the tensors live there.
+The hot loop is a hand-written forward/backward over the MLP's weight tensors (no autograd graph), in
+a feature-major layout (a sample per column). On a CPU in float32 it runs as one compiled call per step
+(:mod:`chaosmining.native`: cache-sized blocks of samples, fused elementwise work, register-tiled
+products), measured at 1.3x the floating-point bound of the step on this project's 2-core AVX-512
+machine against 2.3-2.6x for the same computation in PyTorch's eager operators. Elsewhere (CUDA,
+bfloat16, float64, or no C compiler) the same computation runs in PyTorch's operators.
+``tests/test_training.py`` and ``tests/test_native.py`` check both against autograd for every
+activation and loss.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import native
 from .config import ConfigBase
 from .errors import JobCancelled, TrainingDivergedError
 from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
@@ -49,6 +53,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class OptimizerSpec:
+    """A registered optimizer: ``factory(params, lr)``. Where PyTorch has one, the fused implementation
+    (one kernel for all of a step's arithmetic, on CPU and CUDA) is used: the same update, 3-4x faster
+    than the per-parameter loop on the symbolic MLP."""
+
     name: str
     display_name: str
     factory: Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]
@@ -60,7 +68,7 @@ for _o in (
     OptimizerSpec(
         "sgd",
         "SGD",
-        lambda p, lr: torch.optim.SGD(p, lr=lr),
+        lambda p, lr: torch.optim.SGD(p, lr=lr, fused=True),
         "https://pytorch.org/docs/stable/generated/torch.optim.SGD.html",
     ),
     OptimizerSpec(
@@ -70,16 +78,24 @@ for _o in (
         "https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html",
     ),
     OptimizerSpec(
-        "adam", "Adam (paper default)", lambda p, lr: torch.optim.Adam(p, lr=lr), "https://arxiv.org/abs/1412.6980"
+        "adam",
+        "Adam (paper default)",
+        lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True),
+        "https://arxiv.org/abs/1412.6980",
     ),
     OptimizerSpec(
         "adadelta", "Adadelta", lambda p, lr: torch.optim.Adadelta(p, lr=lr), "https://arxiv.org/abs/1212.5701"
     ),
     OptimizerSpec(
-        "adagrad", "Adagrad", lambda p, lr: torch.optim.Adagrad(p, lr=lr), "https://jmlr.org/papers/v12/duchi11a.html"
+        "adagrad",
+        "Adagrad",
+        lambda p, lr: torch.optim.Adagrad(p, lr=lr, fused=True),
+        "https://jmlr.org/papers/v12/duchi11a.html",
     ),
     OptimizerSpec("asgd", "ASGD", lambda p, lr: torch.optim.ASGD(p, lr=lr), "https://doi.org/10.1137/0330046"),
-    OptimizerSpec("adamw", "AdamW", lambda p, lr: torch.optim.AdamW(p, lr=lr), "https://arxiv.org/abs/1711.05101"),
+    OptimizerSpec(
+        "adamw", "AdamW", lambda p, lr: torch.optim.AdamW(p, lr=lr, fused=True), "https://arxiv.org/abs/1711.05101"
+    ),
 ):
     OPTIMIZERS.register(_o.name, _o)
 
@@ -89,13 +105,15 @@ class LossSpec:
     """A training loss on the scalar output.
 
     ``value_and_grad(pred, y)`` takes predictions and targets of shape ``(1, n)`` and returns the mean
-    loss and its gradient with respect to ``pred`` (same shape), without autograd.
+    loss and its gradient with respect to ``pred`` (same shape), without autograd. ``native`` is the
+    loss's code in the compiled training step (``chaosmining/native/mlp_kernels.c``), or ``None``.
     """
 
     name: str
     display_name: str
     value_and_grad: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     reference: str
+    native: int | None = None
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,12 +131,15 @@ def _bce_with_logits(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 
 LOSSES: Registry[LossSpec] = Registry("loss")
 for _l in (
-    LossSpec("mse", "Mean squared error (regression, paper default)", _mse, "https://arxiv.org/abs/2406.12150"),
+    LossSpec(
+        "mse", "Mean squared error (regression, paper default)", _mse, "https://arxiv.org/abs/2406.12150", native=0
+    ),
     LossSpec(
         "bce",
         "Binary cross-entropy on the logit (classification)",
         _bce_with_logits,
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+        native=1,
     ),
 ):
     LOSSES.register(_l.name, _l)
@@ -226,6 +247,8 @@ def mlp_loss_and_grads(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The loss (MSE by default) and its gradients for the MLP, in feature-major layout.
 
+    Float32 on a CPU goes to the compiled step when it is available (:func:`chaosmining.native.mlp_step`).
+
     Parameters
     ----------
     params : ``[W1, b1, ..., W_out, b_out]`` with ``W`` of shape ``(out, in)``.
@@ -240,6 +263,9 @@ def mlp_loss_and_grads(
     grads : gradients in the order of ``params``.
     """
     spec = LOSSES.get(loss) if isinstance(loss, str) else loss
+    lib = _native_kernels(params, XT, act, spec)
+    if lib is not None:  # the same computation in one compiled call (chaosmining.native)
+        return native.mlp_step(lib, params, XT, yT, act.native, spec.native, dropout_mask)
     Ws, bs = params[0::2], params[1::2]
     zs: list[torch.Tensor] = []
     acts: list[torch.Tensor] = [XT]
@@ -265,6 +291,17 @@ def mlp_loss_and_grads(
         if layer > 0:
             ga = Ws[layer].T @ gz
     return value, grads
+
+
+def _native_kernels(
+    params: list[torch.Tensor], XT: torch.Tensor, act: ActivationSpec, loss: LossSpec
+) -> ctypes.CDLL | None:
+    """The compiled step when it applies: float32 CPU tensors and an activation and loss it knows."""
+    if act.native is None or loss.native is None or XT.device.type != "cpu" or XT.dtype != torch.float32:
+        return None
+    if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in params):
+        return None
+    return native.kernels()
 
 
 @dataclass

@@ -220,7 +220,10 @@ def device_badge() -> str:
     info = device_info()
     if info.cuda_available:
         return f"GPU in use: {info.gpu_name} (torch {info.torch_version})"
-    return f"CPU ({info.threads} torch thread(s); no GPU found), torch {info.torch_version}"
+    return (
+        f"CPU ({info.threads} torch thread(s); no GPU found), torch {info.torch_version}; "
+        f"symbolic MLP trainer: {info.cpu_trainer}"
+    )
 
 
 def show_job(

@@ -27,7 +27,9 @@ class ActivationSpec:
     """An activation: its module, and the forward/backward used by the fast trainer.
 
     ``backward(grad, z, a)`` returns dL/dz from dL/da, the pre-activation ``z`` and output ``a``.
-    ``deeplift_rule`` says whether Captum's DeepLift has a rule for the module.
+    ``deeplift_rule`` says whether Captum's DeepLift has a rule for the module. ``native`` is the
+    activation's code in the trainer's compiled kernels (``chaosmining/native/mlp_kernels.c``), or
+    ``None`` where the trainer uses ``forward``/``backward`` only.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ActivationSpec:
     forward: Callable[[torch.Tensor], torch.Tensor]
     backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     deeplift_rule: bool
+    native: int | None = None
 
 
 ACTIVATIONS: Registry[ActivationSpec] = Registry("activation")
@@ -48,11 +51,20 @@ for _spec in (
         torch.nn.functional.gelu,
         lambda g, z, a: _aten.gelu_backward(g, z),
         deeplift_rule=False,
+        native=0,
     ),
     ActivationSpec(
-        "relu", "ReLU", nn.ReLU, torch.relu, lambda g, z, a: _aten.threshold_backward(g, a, 0), deeplift_rule=True
+        "relu",
+        "ReLU",
+        nn.ReLU,
+        torch.relu,
+        lambda g, z, a: _aten.threshold_backward(g, a, 0),
+        deeplift_rule=True,
+        native=1,
     ),
-    ActivationSpec("tanh", "Tanh", nn.Tanh, torch.tanh, lambda g, z, a: _aten.tanh_backward(g, a), deeplift_rule=True),
+    ActivationSpec(
+        "tanh", "Tanh", nn.Tanh, torch.tanh, lambda g, z, a: _aten.tanh_backward(g, a), deeplift_rule=True, native=2
+    ),
     ActivationSpec(
         "elu",
         "ELU",
@@ -60,6 +72,7 @@ for _spec in (
         torch.nn.functional.elu,
         lambda g, z, a: _aten.elu_backward(g, 1.0, 1.0, 1.0, True, a),
         deeplift_rule=True,
+        native=3,
     ),
 ):
     ACTIVATIONS.register(_spec.name, _spec)

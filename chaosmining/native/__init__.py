@@ -1,0 +1,288 @@
+"""Compiled training step of the symbolic MLP, built on first use with the machine's C compiler.
+
+:func:`mlp_step` runs a whole forward and backward pass of the MLP in one call to ``mlp_kernels.c``.
+The samples are taken in blocks of a few hundred, sized so that a block's activations stay in the L2
+cache; each block goes forward and backward through every layer before the next is read, and the
+blocks' gradients add up to the full-batch gradient. The products are register-tiled kernels for the
+MLP's thin shapes (a 100 x 100 weight against a block), the elementwise work (bias, activation and its
+derivative from one exponential, the backward through it with the bias gradient, the scalar output
+and the loss) is fused into single passes. With PyTorch's eager operators the same step streams every
+3 MB activation through memory about ten times and MKL packs both operands of every product.
+
+The C file is compiled once per machine with ``-march=native`` into ``$CHAOSMINING_NATIVE_DIR`` or
+``~/.cache/chaosmining/native`` (``$XDG_CACHE_HOME`` respected; an atomic rename, so concurrent first uses
+are safe; the file name hashes the source, the compiler and the CPU), loaded with ``ctypes``, and checked against PyTorch before it
+is used: every activation against float64, and a whole step (blocks, padding, dropout, both losses)
+against autograd. Without a C compiler, a successful build or check, or with ``CHAOSMINING_NATIVE=0``,
+:func:`kernels` returns ``None`` and the trainer uses PyTorch's operators: the same network, trained
+slower (:func:`status` says which and why).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "NATIVE_ENV",
+    "NATIVE_DIR_ENV",
+    "build_dir",
+    "NativeStatus",
+    "kernels",
+    "status",
+    "reset",
+    "mlp_step",
+    "block_columns",
+]
+
+NATIVE_ENV = "CHAOSMINING_NATIVE"
+NATIVE_DIR_ENV = "CHAOSMINING_NATIVE_DIR"
+SOURCE = Path(__file__).with_name("mlp_kernels.c")
+# -fno-math-errno and -fno-trapping-math let the activations' selects and math calls vectorize (PyTorch is
+# built with both); never -ffast-math: the exp kernel's rounding trick needs IEEE sums. The first set that
+# compiles is used (-mprefer-vector-width is x86's). Without -march=native there is no build: a baseline
+# x86-64 build (SSE2, no FMA) measured 17x the bound, slower than PyTorch's operators.
+COMMON_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
+FLAG_SETS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"])
+MAX_LAYERS = 64  # the C step's limit on hidden layers (MLPConfig allows 32)
+
+
+@dataclass(frozen=True)
+class NativeStatus:
+    """Whether the compiled kernels are in use, the library's path, and why not when they are not."""
+
+    available: bool
+    detail: str
+    path: str | None = None
+
+
+_lock = threading.Lock()
+_loaded: tuple[ctypes.CDLL | None, NativeStatus] | None = None
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def build_dir() -> Path:
+    """Where compiled kernels live: one build per machine and user, whatever experiment cache is in use."""
+    if os.environ.get(NATIVE_DIR_ENV):
+        return Path(os.environ[NATIVE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "chaosmining" / "native"
+
+
+def _machine_signature() -> str:
+    """What a ``-march=native`` build depends on: the CPU's model and instruction-set flags."""
+    text = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            text += "".join(line for line in fh if line.startswith(("flags", "model name", "Features")))
+    except OSError:
+        pass
+    return text
+
+
+def _build(cc: str, folder: Path) -> Path:
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, version.encode(), _machine_signature().encode()])).hexdigest()[:16]
+    target = folder / f"mlp_kernels-{key}.so"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for arch in FLAG_SETS:
+        fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=folder)
+        os.close(fd)
+        try:
+            cmd = [cc, *COMMON_FLAGS, *arch, "-o", tmp, str(SOURCE), "-lm"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if proc.returncode == 0:
+                os.replace(tmp, target)  # atomic: another process sees no library or a whole one
+                return target
+            errors.append(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise RuntimeError(f"{cc} could not compile {SOURCE.name}: {'; '.join(errors)}")
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i = ctypes.c_void_p, ctypes.c_int64
+    lib.cm_bias_act.argtypes = [p, p, p, i, i, ctypes.c_int]
+    lib.cm_bias_act.restype = None
+    lib.cm_mlp_step.argtypes = [i, p, p, p, p, p, p, i, p, p, i, i, ctypes.c_int, ctypes.c_int, i, p]
+    lib.cm_mlp_step.restype = ctypes.c_double
+    lib.cm_work_size.argtypes = [i, p, i]
+    lib.cm_work_size.restype = i
+
+
+_L2_BYTES: int | None = None
+
+
+def _l2_bytes() -> int:
+    global _L2_BYTES
+    if _L2_BYTES is None:
+        try:
+            _L2_BYTES = int(os.sysconf("SC_LEVEL2_CACHE_SIZE")) or 1 << 20
+        except (ValueError, OSError, AttributeError):
+            _L2_BYTES = 1 << 20
+    return _L2_BYTES
+
+
+def block_columns(dims: list[int], n: int) -> int:
+    """Samples per block (a multiple of 16): as many as keep a block's activations in half the L2 cache."""
+    per_column = 4 * (2 * dims[0] + 2 * sum(dims[1:]) + 2 * max(dims[1:]) + max(dims[:-1]) + 1)
+    block = (_l2_bytes() // 2) // per_column
+    return int(max(16, min(block, n + 15) // 16 * 16))
+
+
+def mlp_step(
+    lib: ctypes.CDLL,
+    params: list[torch.Tensor],
+    XT: torch.Tensor,
+    yT: torch.Tensor,
+    activation: int,
+    loss: int,
+    dropout_mask: torch.Tensor | None = None,
+    block: int | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Mean loss and gradients of the MLP ``params = [W1, b1, ..., W_out, b_out]`` (float32, CPU).
+
+    ``XT`` is ``(inputs, n)`` (a sample per column), ``yT`` ``(1, n)``, ``dropout_mask`` ``(width, n)``
+    (scaled) or ``None``; ``activation`` and ``loss`` are the C file's codes (``ActivationSpec.native``,
+    ``LossSpec.native``). The gradients come back in the order of ``params``.
+    """
+    Ws = [W.contiguous() for W in params[0::2]]
+    bs = [b.contiguous() for b in params[1::2]]
+    n_hidden = len(Ws) - 1
+    if not 1 <= n_hidden <= MAX_LAYERS:
+        raise ValueError(f"The compiled step takes 1 to {MAX_LAYERS} hidden layers; got {n_hidden}.")
+    XT = XT if XT.stride(1) == 1 else XT.contiguous()
+    y = yT.reshape(-1).contiguous()
+    n = XT.shape[1]
+    dims = [XT.shape[0]] + [W.shape[0] for W in Ws[:-1]]
+    block = block or block_columns(dims, n)
+    c_dims = (ctypes.c_int64 * len(dims))(*dims)
+    work = torch.zeros(lib.cm_work_size(n_hidden, c_dims, block))
+    gWs = [torch.empty_like(W) for W in Ws]
+    gbs = [torch.empty_like(b) for b in bs]
+    mask = None if dropout_mask is None else dropout_mask if dropout_mask.stride(1) == 1 else dropout_mask.contiguous()
+
+    def pointers(ts: list[torch.Tensor]) -> ctypes.Array:
+        return (ctypes.c_void_p * len(ts))(*[t.data_ptr() for t in ts])
+
+    value = lib.cm_mlp_step(
+        n_hidden, c_dims, pointers(Ws), pointers(bs), pointers(gWs),
+        pointers(gbs), XT.data_ptr(), XT.stride(0), y.data_ptr(), None if mask is None else mask.data_ptr(),
+        0 if mask is None else mask.stride(0), n, activation, loss, block, work.data_ptr(),
+    )  # fmt: skip
+    grads = [g for pair in zip(gWs, gbs) for g in pair]
+    return torch.tensor(value, dtype=torch.float32), grads
+
+
+def _self_check(lib: ctypes.CDLL) -> str | None:
+    """Compare every activation and its derivative with PyTorch's in float64; a message when one is off.
+
+    The tolerance is PyTorch's own float32 accuracy: its GELU, also an erf approximation, is off by up to
+    1.2e-6 from the float64 value (the compiled one by up to 5e-7).
+    """
+    from ..models.mlp import ACTIVATIONS
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 257, generator=gen) * 4
+    b = torch.randn(3, generator=gen)
+    for name, spec in ACTIVATIONS.items():
+        if spec.native is None:
+            continue
+        h, d = z.clone(), torch.empty_like(z)
+        lib.cm_bias_act(h.data_ptr(), b.data_ptr(), d.data_ptr(), 3, 257, spec.native)
+        with torch.enable_grad():  # the first call may come from inside a trainer's no_grad block
+            x = (z + b[:, None]).double().requires_grad_()
+            out = spec.module()(x)
+            (grad,) = torch.autograd.grad(out.sum(), x)
+        for mine, ref in ((h, out.detach()), (d, grad)):
+            if not torch.allclose(mine.double(), ref, rtol=1e-5, atol=2e-6):
+                return f"the compiled {name} disagrees with PyTorch's"
+    # A whole step (three blocks, the last one partial; dropout; both losses) against autograd in float64.
+    dims, n = [5, 7, 6], 150
+    params = []
+    for fan_in, fan_out in zip(dims, dims[1:] + [1]):
+        params += [torch.randn(fan_out, fan_in, generator=gen) / fan_in**0.5, torch.randn(fan_out, generator=gen)]
+    XT, yT = torch.randn(dims[0], n, generator=gen), torch.randn(1, n, generator=gen).clamp(0, 1)
+    mask = (torch.rand(dims[-1], n, generator=gen) > 0.3).float() / 0.7
+    for loss_code, loss_fn in ((0, lambda p, y: ((p - y) ** 2).mean()), (1, _bce_reference)):
+        value, grads = mlp_step(lib, params, XT, yT, 0, loss_code, mask, block=64)
+        with torch.enable_grad():
+            leaves = [p.double().requires_grad_() for p in params]
+            h = XT.double()
+            for W, b in zip(leaves[0:-2:2], leaves[1:-2:2]):
+                h = torch.nn.functional.gelu(W @ h + b[:, None])
+            ref = loss_fn(leaves[-2] @ (h * mask) + leaves[-1][:, None], yT.double())
+            ref_grads = torch.autograd.grad(ref, leaves)
+        ref = ref.detach()
+        if abs(float(value) - float(ref)) > 1e-5 * (1 + abs(float(ref))):
+            return f"the compiled step's loss ({float(value):.6g}) disagrees with autograd's ({float(ref):.6g})"
+        for g, r in zip(grads, ref_grads):
+            if not torch.allclose(g.double(), r, rtol=1e-4, atol=1e-5):
+                return "the compiled step's gradients disagree with autograd's"
+    return None
+
+
+def _bce_reference(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+
+
+def _load() -> tuple[ctypes.CDLL | None, NativeStatus]:
+    if os.environ.get(NATIVE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None, NativeStatus(False, f"turned off by {NATIVE_ENV}={os.environ[NATIVE_ENV]}")
+    cc = _compiler()
+    if cc is None:
+        return None, NativeStatus(False, "no C compiler found (cc, gcc, clang or $CC): PyTorch's operators are used")
+    try:
+        path = _build(cc, build_dir())
+        lib = ctypes.CDLL(str(path))
+        _declare(lib)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        return None, NativeStatus(False, f"not built ({exc}): PyTorch's operators are used")
+    problem = _self_check(lib)
+    if problem is not None:
+        return None, NativeStatus(False, f"{problem}: PyTorch's operators are used", str(path))
+    return lib, NativeStatus(True, f"compiled with {Path(cc).name} for this CPU", str(path))
+
+
+def kernels() -> ctypes.CDLL | None:
+    """The compiled kernels (built and checked on the first call in a process), or ``None``."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = _load()
+        return _loaded[0]
+
+
+def status() -> NativeStatus:
+    """Whether :func:`kernels` is in use, and why not when it is not."""
+    kernels()
+    assert _loaded is not None
+    return _loaded[1]
+
+
+def reset() -> None:
+    """Forget the loaded kernels so that the next call builds or loads them again (tests)."""
+    global _loaded
+    with _lock:
+        _loaded = None

@@ -1,0 +1,411 @@
+/* The training step of the symbolic MLP (float32, one thread, row-major), called by chaosmining.native.
+ *
+ * The trainer keeps activations feature-major: a (rows x cols) block holds one hidden unit per row and
+ * one sample per column. cm_mlp_step takes the samples a cache-sized block at a time through the whole
+ * forward and backward pass. Elementwise work is fused into single passes, and the activation's
+ * derivative is computed during the forward pass, from the same exponential.
+ *
+ * The GELU follows PyTorch's CPU kernel: erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7) with a
+ * polynomial exp, so the trained network is the one nn.GELU evaluates (chaosmining.native checks it
+ * against float64 before use). Plain C and GCC vector extensions, written so that gcc -O3 -march=native
+ * vectorizes them for the machine that compiles them.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { ACT_GELU = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_ELU = 3 };
+
+/* exp(x) for float32, Cephes' polynomial on [-ln2/2, ln2/2], about 1 ulp; x clamped to [-87, 88]. */
+static inline float cm_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2) by the 1.5 * 2^23 trick (floorf would stop gcc from vectorizing). */
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23};
+    return y * scale.f;
+}
+
+/* y = act(y + b[row]) in place, d = act'(y + b[row]); both (rows x cols) with row stride ld. */
+static void bias_act(float *restrict y, const float *restrict b, float *restrict d, int64_t rows, int64_t cols,
+                     int64_t ld, int act) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *restrict yr = y + i * ld;
+        float *restrict dr = d + i * ld;
+        const float bi = b[i];
+        switch (act) {
+        case ACT_GELU:
+            for (int64_t j = 0; j < cols; j++) {
+                const float z = yr[j] + bi;
+                const float x = z * 0.70710678118654752f;
+                const float ax = fabsf(x);
+                const float t = 1.0f / fmaf(0.3275911f, ax, 1.0f);
+                float r = fmaf(1.061405429f, t, -1.453152027f);
+                r = fmaf(r, t, 1.421413741f);
+                r = fmaf(r, t, -0.284496736f);
+                r = fmaf(r, t, 0.254829592f);
+                const float e = cm_exp(-x * x);
+                const float erf_abs = 1.0f - r * t * e;
+                const float erf = copysignf(erf_abs, x);
+                const float cdf = 0.5f * (1.0f + erf);
+                yr[j] = z * cdf;
+                dr[j] = fmaf(z * 0.39894228040143268f, e, cdf);
+            }
+            break;
+        case ACT_RELU:
+            for (int64_t j = 0; j < cols; j++) {
+                const float z = yr[j] + bi;
+                yr[j] = z > 0.0f ? z : 0.0f;
+                dr[j] = z > 0.0f ? 1.0f : 0.0f;
+            }
+            break;
+        case ACT_TANH:
+            for (int64_t j = 0; j < cols; j++) {
+                const float z = yr[j] + bi;
+                const float e = cm_exp(-2.0f * fabsf(z));
+                const float ta = (1.0f - e) / (1.0f + e);
+                const float th = z < 0.0f ? -ta : ta;
+                yr[j] = th;
+                dr[j] = 1.0f - th * th;
+            }
+            break;
+        case ACT_ELU:
+            for (int64_t j = 0; j < cols; j++) {
+                const float z = yr[j] + bi;
+                const float em1 = cm_exp(z < 0.0f ? z : 0.0f) - 1.0f;
+                yr[j] = z > 0.0f ? z : em1;
+                dr[j] = z > 0.0f ? 1.0f : em1 + 1.0f;
+            }
+            break;
+        }
+    }
+}
+
+/* Backward through an activation: gz = ga * d, gb[row] += sum of gz over the row.
+ * With w and g given (the scalar output layer), ga[i, j] = w[i] * g[j] * (mask ? mask[i, j] : 1) is
+ * formed on the fly instead of read: the first hidden gradient never exists as a separate block. */
+static void grad_act(const float *restrict ga, const float *restrict w, const float *restrict g,
+                     const float *restrict mask, int64_t ld_mask, const float *restrict d, float *restrict gz,
+                     float *restrict gb, int64_t rows, int64_t cols, int64_t ld) {
+    for (int64_t i = 0; i < rows; i++) {
+        const float *restrict dr = d + i * ld;
+        float *restrict gr = gz + i * ld;
+        float acc = 0.0f;
+        if (ga != NULL) {
+            const float *restrict ar = ga + i * ld;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t j = 0; j < cols; j++) {
+                const float v = ar[j] * dr[j];
+                gr[j] = v;
+                acc += v;
+            }
+        } else if (mask != NULL) {
+            const float *restrict mr = mask + i * ld_mask;
+            const float wi = w[i];
+#pragma omp simd reduction(+ : acc)
+            for (int64_t j = 0; j < cols; j++) {
+                const float v = wi * g[j] * mr[j] * dr[j];
+                gr[j] = v;
+                acc += v;
+            }
+        } else {
+            const float wi = w[i];
+#pragma omp simd reduction(+ : acc)
+            for (int64_t j = 0; j < cols; j++) {
+                const float v = wi * g[j] * dr[j];
+                gr[j] = v;
+                acc += v;
+            }
+        }
+        gb[i] += acc;
+    }
+}
+
+void cm_bias_act(float *y, const float *b, float *d, int64_t rows, int64_t cols, int act) {
+    bias_act(y, b, d, rows, cols, cols, act);
+}
+
+/* ---- Small matrix products with the layer's shapes ------------------------------------------------
+ * The MLP's products are thin: a 100 x 100 weight against a block of a few hundred samples. A general
+ * BLAS packs both operands on every call; these kernels keep a register tile of the output and read one
+ * operand as scalars broadcast against rows of the other, which stay in the L1 cache. GCC's vector
+ * extensions give 16-lane (AVX-512) or 8-lane registers, whichever the compiling machine has. The
+ * number of output columns must be a multiple of VL (the step pads).
+ */
+#if defined(__AVX512F__)
+#define VL 16
+#define NV 4 /* vectors of output columns per tile */
+#elif defined(__AVX__)
+#define VL 8
+#define NV 2
+#else /* SSE, NEON: 128-bit registers */
+#define VL 4
+#define NV 2
+#endif
+#define NR 6 /* output rows per tile (6 x 4 AVX-512 accumulators measured fastest at width 100) */
+typedef float vf __attribute__((vector_size(VL * 4), aligned(4), may_alias));
+#define INLINE static inline __attribute__((always_inline))
+
+/* C[0:nr, 0:nv*VL] (+)= A[0:nr, 0:k] B[0:k, 0:nv*VL]; A read as A[r * sar + p * sap] (a transposed view is free). */
+INLINE void tile_nn(const int nr, const int nv, int64_t k, const float *A, int64_t sar, int64_t sap, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, int add) {
+    vf acc[NR][NV];
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = (vf){0};
+    for (int64_t p = 0; p < k; p++) {
+        vf bv[NV];
+        for (int v = 0; v < nv; v++)
+            bv[v] = *(const vf *)(B + p * ldb + v * VL);
+        for (int r = 0; r < nr; r++) {
+            const float a = A[r * sar + p * sap];
+            for (int v = 0; v < nv; v++)
+                acc[r][v] += a * bv[v];
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++) {
+            vf *out = (vf *)(C + r * ldc + v * VL);
+            if (add)
+                *out += acc[r][v];
+            else
+                *out = acc[r][v];
+        }
+}
+
+#define NN_CASE(R, V)                                                                                        \
+    case (R) * 16 + (V):                                                                                      \
+        tile_nn(R, V, k, A + i * sar, sar, sap, B + j, ldb, C + i * ldc + j, ldc, add);                     \
+        break;
+#if NV == 4
+#define NN_ROW(R) NN_CASE(R, 1) NN_CASE(R, 2) NN_CASE(R, 3) NN_CASE(R, 4)
+#else /* NV == 2 */
+#define NN_ROW(R) NN_CASE(R, 1) NN_CASE(R, 2)
+#endif
+
+/* Row-major C (m x c) = A (m x k, strides sar, sap) B (k x c, row stride ldb), or C += that when add. */
+static void mm_nn(int64_t m, int64_t k, int64_t c, const float *A, int64_t sar, int64_t sap, const float *B,
+                  int64_t ldb, float *C, int64_t ldc, int add) {
+    for (int64_t j = 0; j < c; j += NV * VL) {
+        const int nv = (int)((c - j) / VL < NV ? (c - j) / VL : NV);
+        for (int64_t i = 0; i < m; i += NR) {
+            const int nr = (int)(m - i < NR ? m - i : NR);
+            switch (nr * 16 + nv) {
+                NN_ROW(1)
+                NN_ROW(2)
+                NN_ROW(3)
+                NN_ROW(4)
+                NN_ROW(5)
+                NN_ROW(6)
+            }
+        }
+    }
+}
+
+typedef int vi __attribute__((vector_size(VL * 4)));
+
+/* T (cols x rows, row stride ldt) = S^T for S (rows x cols, row stride lds); cols is a multiple of VL.
+ * VL x VL tiles are transposed in registers by log2(VL) perfect shuffles: row 2i becomes the interleaved
+ * low halves of rows i and i + VL/2, row 2i + 1 their high halves. Rows of S past `rows` read as zeros,
+ * so T's padding up to the next multiple of VL is zero. */
+static void transpose(const float *restrict S, int64_t lds, int64_t rows, int64_t cols, float *restrict T,
+                      int64_t ldt) {
+    vi lo, hi;
+    for (int l = 0; l < VL / 2; l++) {
+        lo[2 * l] = l;
+        lo[2 * l + 1] = l + VL;
+        hi[2 * l] = l + VL / 2;
+        hi[2 * l + 1] = l + VL / 2 + VL;
+    }
+    for (int64_t i0 = 0; i0 < rows; i0 += VL)
+        for (int64_t j0 = 0; j0 < cols; j0 += VL) {
+            vf r[VL], t[VL];
+            for (int i = 0; i < VL; i++)
+                r[i] = i0 + i < rows ? *(const vf *)(S + (i0 + i) * lds + j0) : (vf){0};
+            for (int stage = VL; stage > 1; stage /= 2) {
+                for (int i = 0; i < VL / 2; i++) {
+                    t[2 * i] = __builtin_shuffle(r[i], r[i + VL / 2], lo);
+                    t[2 * i + 1] = __builtin_shuffle(r[i], r[i + VL / 2], hi);
+                }
+                for (int i = 0; i < VL; i++)
+                    r[i] = t[i];
+            }
+            for (int j = 0; j < VL; j++)
+                *(vf *)(T + (j0 + j) * ldt + i0) = r[j];
+        }
+}
+
+/* For tests and benchmarks: the product on its own. */
+void cm_mm_nn(int64_t m, int64_t k, int64_t c, const float *A, int64_t sar, int64_t sap, const float *B, int64_t ldb,
+              float *C, int64_t ldc, int add) {
+    mm_nn(m, k, c, A, sar, sap, B, ldb, C, ldc, add);
+}
+
+/* ---- One training step of the whole MLP, over column blocks that stay in the L2 cache -------------- */
+
+enum { LOSS_MSE = 0, LOSS_BCE = 1 };
+
+/* Loss of one block of predictions p (replaced by dL/dp) against targets y; returns the block's summed loss. */
+static double loss_and_grad(float *restrict p, const float *restrict y, int64_t c, double inv_n, int loss) {
+    double total = 0.0;
+    for (int64_t j = 0; j < c; j++) {
+        const float z = p[j];
+        if (loss == LOSS_MSE) {
+            const float r = z - y[j];
+            total += (double)r * r;
+            p[j] = (float)(2.0 * inv_n) * r;
+        } else { /* softplus(z) - y z, the logit's binary cross-entropy; derivative sigmoid(z) - y */
+            const float e = expf(-fabsf(z));
+            total += (double)((z > 0.0f ? z : 0.0f) + log1pf(e) - y[j] * z);
+            const float s = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+            p[j] = (float)inv_n * (s - y[j]);
+        }
+    }
+    return total;
+}
+
+#define PAD(x) (((x) + 15) / 16 * 16)
+
+/* Floats of work space cm_mlp_step needs (the caller zeroes it). */
+int64_t cm_work_size(int64_t L, const int64_t *dims, int64_t block) {
+    int64_t hidden = 0, maxw = 0, max_in = 0, grads = 0;
+    for (int64_t l = 0; l < L; l++) {
+        hidden += dims[l + 1];
+        maxw = dims[l + 1] > maxw ? dims[l + 1] : maxw;
+        max_in = PAD(dims[l]) > max_in ? PAD(dims[l]) : max_in;
+        grads += dims[l + 1] * PAD(dims[l]);
+    }
+    return block * (2 * hidden + 2 * maxw + 1 + max_in + dims[0] + dims[L]) + grads;
+}
+
+/* Forward and backward pass of the MLP on n samples; returns the mean loss and writes every gradient.
+ *
+ * L hidden layers; dims[0] inputs, dims[1..L] hidden widths, one output. W[l] is (dims[l+1] x dims[l])
+ * row-major and b[l] has dims[l+1] entries; W[L] is the output row (dims[L]) and b[L] its bias. gW and gb
+ * have the same shapes and are overwritten. x is (dims[0] x n) with row stride ldx (a sample per column),
+ * y has n targets, mask is NULL or the last hidden layer's scaled dropout mask (dims[L] x n, stride ldm).
+ * The samples are taken `block` columns at a time (a multiple of 16) so that a block's activations stay
+ * in cache; the blocks' gradients add up to the full-batch gradient. The last, partial block is copied
+ * into zero-padded space and its padding gets a zero loss gradient, so it adds nothing.
+ * work: cm_work_size(L, dims, block) floats, zeroed.
+ */
+double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const float *const *b, float *const *gW,
+                   float *const *gb, const float *x, int64_t ldx, const float *y, const float *mask, int64_t ldm,
+                   int64_t n, int act, int loss, int64_t block, float *work) {
+    if (L < 1 || L > 64 || block < 16 || block % 16)
+        return NAN;
+    int64_t maxw = 0, max_in = 0;
+    float *H[64], *D[64], *GW[64];
+    float *w = work;
+    for (int64_t l = 0; l < L; l++) {
+        H[l] = w;
+        w += dims[l + 1] * block;
+        D[l] = w;
+        w += dims[l + 1] * block;
+        maxw = dims[l + 1] > maxw ? dims[l + 1] : maxw;
+        max_in = PAD(dims[l]) > max_in ? PAD(dims[l]) : max_in;
+    }
+    float *GZ = w, *GA = GZ + maxw * block, *P = GA + maxw * block, *T = P + block;
+    float *Xtail = T + max_in * block, *Mtail = Xtail + dims[0] * block;
+    w = Mtail + dims[L] * block;
+    for (int64_t l = 0; l < L; l++) { /* padded weight gradients, accumulated over the blocks */
+        GW[l] = w;
+        memset(GW[l], 0, sizeof(float) * dims[l + 1] * PAD(dims[l]));
+        w += dims[l + 1] * PAD(dims[l]);
+        memset(gb[l], 0, sizeof(float) * dims[l + 1]);
+    }
+    memset(gW[L], 0, sizeof(float) * dims[L]);
+    gb[L][0] = 0.0f;
+    const float *w_out = W[L];
+    const float b_out = b[L][0];
+    const double inv_n = 1.0 / (double)n;
+    double total = 0.0;
+    for (int64_t c0 = 0; c0 < n; c0 += block) {
+        const int64_t c = n - c0 < block ? n - c0 : block; /* real samples in this block */
+        const int64_t cp = PAD(c);                          /* columns computed */
+        const float *xb = x + c0, *mk = mask == NULL ? NULL : mask + c0;
+        int64_t ldxb = ldx, ldmb = ldm;
+        if (cp != c) { /* the partial last block: copy into zero padding (Xtail, Mtail start zeroed) */
+            for (int64_t i = 0; i < dims[0]; i++)
+                memcpy(Xtail + i * block, x + i * ldx + c0, sizeof(float) * c);
+            xb = Xtail;
+            ldxb = block;
+            if (mask != NULL) {
+                for (int64_t i = 0; i < dims[L]; i++)
+                    memcpy(Mtail + i * block, mask + i * ldm + c0, sizeof(float) * c);
+                mk = Mtail;
+                ldmb = block;
+            }
+        }
+        const float *prev = xb;
+        int64_t ld_prev = ldxb;
+        for (int64_t l = 0; l < L; l++) { /* H[l] = act(W[l] prev + b[l]), D[l] = act'(...) */
+            mm_nn(dims[l + 1], dims[l], cp, W[l], dims[l], 1, prev, ld_prev, H[l], block, 0);
+            bias_act(H[l], b[l], D[l], dims[l + 1], cp, block, act);
+            prev = H[l];
+            ld_prev = block;
+        }
+        for (int64_t j = 0; j < cp; j++)
+            P[j] = b_out;
+        for (int64_t i = 0; i < dims[L]; i++) { /* the scalar output: a weighted sum of rows, not a product */
+            const float *restrict hr = H[L - 1] + i * block;
+            const float wi = w_out[i];
+            if (mk == NULL) {
+                for (int64_t j = 0; j < cp; j++)
+                    P[j] += wi * hr[j];
+            } else {
+                const float *restrict mr = mk + i * ldmb;
+                for (int64_t j = 0; j < cp; j++)
+                    P[j] += wi * hr[j] * mr[j];
+            }
+        }
+        total += loss_and_grad(P, y + c0, c, inv_n, loss); /* P[0:c] now holds dL/dpred */
+        for (int64_t j = c; j < cp; j++)
+            P[j] = 0.0f; /* padding: no gradient */
+        float gsum = 0.0f;
+        for (int64_t j = 0; j < c; j++)
+            gsum += P[j];
+        gb[L][0] += gsum;
+        for (int64_t i = 0; i < dims[L]; i++) {
+            const float *restrict hr = H[L - 1] + i * block;
+            float acc = 0.0f;
+            if (mk == NULL) {
+#pragma omp simd reduction(+ : acc)
+                for (int64_t j = 0; j < cp; j++)
+                    acc += P[j] * hr[j];
+            } else {
+                const float *restrict mr = mk + i * ldmb;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t j = 0; j < cp; j++)
+                    acc += P[j] * hr[j] * mr[j];
+            }
+            gW[L][i] += acc;
+        }
+        for (int64_t l = L - 1; l >= 0; l--) {
+            if (l == L - 1) /* GZ = (w_out g^T) * mask * D, without forming w_out g^T */
+                grad_act(NULL, w_out, P, mk, ldmb, D[l], GZ, gb[l], dims[l + 1], cp, block);
+            else
+                grad_act(GA, NULL, NULL, NULL, 0, D[l], GZ, gb[l], dims[l + 1], cp, block);
+            /* GW[l] += GZ in^T, as GZ (scalars) times in^T (rows): the input block transposed once */
+            const float *in = l > 0 ? H[l - 1] : xb;
+            transpose(in, l > 0 ? block : ldxb, dims[l], cp, T, PAD(dims[l]));
+            mm_nn(dims[l + 1], cp, PAD(dims[l]), GZ, block, 1, T, PAD(dims[l]), GW[l], PAD(dims[l]), 1);
+            if (l > 0) /* GA = W[l]^T GZ */
+                mm_nn(dims[l], dims[l + 1], cp, W[l], 1, dims[l], GZ, block, GA, block, 0);
+        }
+    }
+    for (int64_t l = 0; l < L; l++)
+        for (int64_t i = 0; i < dims[l + 1]; i++)
+            memcpy(gW[l] + i * dims[l], GW[l] + i * PAD(dims[l]), sizeof(float) * dims[l]);
+    return total * inv_n;
+}
