@@ -155,3 +155,16 @@ def test_block_columns_fit_the_cache_in_multiples_of_16():
     for dims, n in (([110, 100, 100, 100], 8000), ([5, 3], 7), ([1000, 2000], 100_000)):
         block = native.block_columns(dims, n)
         assert block % 16 == 0 and 16 <= block <= max(16, n + 15)
+
+
+@needs_compiler
+@pytest.mark.parametrize("n", [1000, 70])
+def test_the_result_does_not_depend_on_the_number_of_threads(n):
+    # Fixed partial sums (lanes): a sweep worker that is lent an idle core mid-training stays reproducible.
+    lib = native.kernels()
+    params, XT, yT, mask = _problem([6, 20, 20], n, dropout=0.2)
+    results = [native.mlp_step(lib, params, XT, yT, 0, 0, mask, block=64, threads=t) for t in (1, 2, 3, 4)]
+    for value, grads in results[1:]:
+        assert float(value) == float(results[0][0])
+        for a, b in zip(grads, results[0][1]):
+            assert torch.equal(a, b)

@@ -55,6 +55,7 @@ SOURCE = Path(__file__).with_name("mlp_kernels.c")
 COMMON_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
 FLAG_SETS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"])
 MAX_LAYERS = 64  # the C step's limit on hidden layers (MLPConfig allows 32)
+MAX_THREADS = 4  # the C step's LANES: its partial sums, so results do not depend on the thread count
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i = ctypes.c_void_p, ctypes.c_int64
     lib.cm_bias_act.argtypes = [p, p, p, i, i, ctypes.c_int]
     lib.cm_bias_act.restype = None
-    lib.cm_mlp_step.argtypes = [i, p, p, p, p, p, p, i, p, p, i, i, ctypes.c_int, ctypes.c_int, i, p]
+    lib.cm_mlp_step.argtypes = [i, p, p, p, p, p, p, i, p, p, i, i, ctypes.c_int, ctypes.c_int, i, i, p]
     lib.cm_mlp_step.restype = ctypes.c_double
-    lib.cm_work_size.argtypes = [i, p, i]
+    lib.cm_work_size.argtypes = [i, p, i, i]
     lib.cm_work_size.restype = i
 
 
@@ -160,12 +161,15 @@ def mlp_step(
     loss: int,
     dropout_mask: torch.Tensor | None = None,
     block: int | None = None,
+    threads: int | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Mean loss and gradients of the MLP ``params = [W1, b1, ..., W_out, b_out]`` (float32, CPU).
 
     ``XT`` is ``(inputs, n)`` (a sample per column), ``yT`` ``(1, n)``, ``dropout_mask`` ``(width, n)``
     (scaled) or ``None``; ``activation`` and ``loss`` are the C file's codes (``ActivationSpec.native``,
-    ``LossSpec.native``). The gradients come back in the order of ``params``.
+    ``LossSpec.native``). The gradients come back in the order of ``params``. ``threads`` (default:
+    PyTorch's thread count, at most :data:`MAX_THREADS`) share the blocks; the result is the same for
+    any number of threads (fixed partial sums), so a worker lent an idle core stays reproducible.
     """
     Ws = [W.contiguous() for W in params[0::2]]
     bs = [b.contiguous() for b in params[1::2]]
@@ -177,8 +181,9 @@ def mlp_step(
     n = XT.shape[1]
     dims = [XT.shape[0]] + [W.shape[0] for W in Ws[:-1]]
     block = block or block_columns(dims, n)
+    threads = max(1, min(MAX_THREADS, threads or torch.get_num_threads()))
     c_dims = (ctypes.c_int64 * len(dims))(*dims)
-    work = torch.zeros(lib.cm_work_size(n_hidden, c_dims, block))
+    work = torch.empty(lib.cm_work_size(n_hidden, c_dims, block, threads))
     gWs = [torch.empty_like(W) for W in Ws]
     gbs = [torch.empty_like(b) for b in bs]
     mask = None if dropout_mask is None else dropout_mask if dropout_mask.stride(1) == 1 else dropout_mask.contiguous()
@@ -189,7 +194,7 @@ def mlp_step(
     value = lib.cm_mlp_step(
         n_hidden, c_dims, pointers(Ws), pointers(bs), pointers(gWs),
         pointers(gbs), XT.data_ptr(), XT.stride(0), y.data_ptr(), None if mask is None else mask.data_ptr(),
-        0 if mask is None else mask.stride(0), n, activation, loss, block, work.data_ptr(),
+        0 if mask is None else mask.stride(0), n, activation, loss, block, threads, work.data_ptr(),
     )  # fmt: skip
     grads = [g for pair in zip(gWs, gbs) for g in pair]
     return torch.tensor(value, dtype=torch.float32), grads

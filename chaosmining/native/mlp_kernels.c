@@ -11,6 +11,7 @@
  * vectorizes them for the machine that compiles them.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -275,90 +276,100 @@ static double loss_and_grad(float *restrict p, const float *restrict y, int64_t 
 }
 
 #define PAD(x) (((x) + 15) / 16 * 16)
+#define LANES 4 /* fixed partial sums: the same result on 1 to LANES threads */
+#define MAX_LAYERS 64
 
-/* Floats of work space cm_mlp_step needs (the caller zeroes it). */
-int64_t cm_work_size(int64_t L, const int64_t *dims, int64_t block) {
-    int64_t hidden = 0, maxw = 0, max_in = 0, grads = 0;
-    for (int64_t l = 0; l < L; l++) {
-        hidden += dims[l + 1];
-        maxw = dims[l + 1] > maxw ? dims[l + 1] : maxw;
-        max_in = PAD(dims[l]) > max_in ? PAD(dims[l]) : max_in;
-        grads += dims[l + 1] * PAD(dims[l]);
-    }
-    return block * (2 * hidden + 2 * maxw + 1 + max_in + dims[0] + dims[L]) + grads;
+typedef struct { /* one call's inputs */
+    int64_t L, n, block, ldx, ldm, maxw, max_in;
+    const int64_t *dims;
+    const float *const *W, *const *b;
+    const float *x, *y, *mask;
+    int act, loss;
+    double inv_n;
+} Step;
+
+typedef struct { /* a thread's scratch space for one block */
+    float *H[MAX_LAYERS], *D[MAX_LAYERS], *GZ, *GA, *P, *T, *Xtail, *Mtail;
+} Scratch;
+
+typedef struct { /* a lane's partial sums over its range of blocks */
+    float *GW[MAX_LAYERS + 1], *gb[MAX_LAYERS + 1]; /* GW[L]: the output row, gb[L]: its bias */
+    double total;
+    int64_t first, end; /* blocks [first, end) */
+} Lane;
+
+static int64_t scratch_size(const Step *s) {
+    int64_t hidden = 0;
+    for (int64_t l = 0; l < s->L; l++)
+        hidden += s->dims[l + 1];
+    return s->block * (2 * hidden + 2 * s->maxw + 1 + s->max_in + s->dims[0] + s->dims[s->L]);
 }
 
-/* Forward and backward pass of the MLP on n samples; returns the mean loss and writes every gradient.
- *
- * L hidden layers; dims[0] inputs, dims[1..L] hidden widths, one output. W[l] is (dims[l+1] x dims[l])
- * row-major and b[l] has dims[l+1] entries; W[L] is the output row (dims[L]) and b[L] its bias. gW and gb
- * have the same shapes and are overwritten. x is (dims[0] x n) with row stride ldx (a sample per column),
- * y has n targets, mask is NULL or the last hidden layer's scaled dropout mask (dims[L] x n, stride ldm).
- * The samples are taken `block` columns at a time (a multiple of 16) so that a block's activations stay
- * in cache; the blocks' gradients add up to the full-batch gradient. The last, partial block is copied
- * into zero-padded space and its padding gets a zero loss gradient, so it adds nothing.
- * work: cm_work_size(L, dims, block) floats, zeroed.
- */
-double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const float *const *b, float *const *gW,
-                   float *const *gb, const float *x, int64_t ldx, const float *y, const float *mask, int64_t ldm,
-                   int64_t n, int act, int loss, int64_t block, float *work) {
-    if (L < 1 || L > 64 || block < 16 || block % 16)
-        return NAN;
-    int64_t maxw = 0, max_in = 0;
-    float *H[64], *D[64], *GW[64];
-    float *w = work;
+static int64_t lane_size(const Step *s) {
+    int64_t total = 0;
+    for (int64_t l = 0; l < s->L; l++)
+        total += s->dims[l + 1] * PAD(s->dims[l]) + s->dims[l + 1];
+    return total + s->dims[s->L] + 1;
+}
+
+static void setup(Step *s, int64_t L, const int64_t *dims, int64_t block) {
+    s->L = L;
+    s->dims = dims;
+    s->block = block;
+    s->maxw = s->max_in = 0;
     for (int64_t l = 0; l < L; l++) {
-        H[l] = w;
-        w += dims[l + 1] * block;
-        D[l] = w;
-        w += dims[l + 1] * block;
-        maxw = dims[l + 1] > maxw ? dims[l + 1] : maxw;
-        max_in = PAD(dims[l]) > max_in ? PAD(dims[l]) : max_in;
+        s->maxw = dims[l + 1] > s->maxw ? dims[l + 1] : s->maxw;
+        s->max_in = PAD(dims[l]) > s->max_in ? PAD(dims[l]) : s->max_in;
     }
-    float *GZ = w, *GA = GZ + maxw * block, *P = GA + maxw * block, *T = P + block;
-    float *Xtail = T + max_in * block, *Mtail = Xtail + dims[0] * block;
-    w = Mtail + dims[L] * block;
-    for (int64_t l = 0; l < L; l++) { /* padded weight gradients, accumulated over the blocks */
-        GW[l] = w;
-        memset(GW[l], 0, sizeof(float) * dims[l + 1] * PAD(dims[l]));
-        w += dims[l + 1] * PAD(dims[l]);
-        memset(gb[l], 0, sizeof(float) * dims[l + 1]);
-    }
-    memset(gW[L], 0, sizeof(float) * dims[L]);
-    gb[L][0] = 0.0f;
-    const float *w_out = W[L];
-    const float b_out = b[L][0];
-    const double inv_n = 1.0 / (double)n;
-    double total = 0.0;
-    for (int64_t c0 = 0; c0 < n; c0 += block) {
-        const int64_t c = n - c0 < block ? n - c0 : block; /* real samples in this block */
-        const int64_t cp = PAD(c);                          /* columns computed */
-        const float *xb = x + c0, *mk = mask == NULL ? NULL : mask + c0;
-        int64_t ldxb = ldx, ldmb = ldm;
-        if (cp != c) { /* the partial last block: copy into zero padding (Xtail, Mtail start zeroed) */
-            for (int64_t i = 0; i < dims[0]; i++)
-                memcpy(Xtail + i * block, x + i * ldx + c0, sizeof(float) * c);
-            xb = Xtail;
+}
+
+/* Floats of work space cm_mlp_step needs with `threads` threads. */
+int64_t cm_work_size(int64_t L, const int64_t *dims, int64_t block, int64_t threads) {
+    Step s;
+    setup(&s, L, dims, block);
+    return threads * scratch_size(&s) + LANES * lane_size(&s);
+}
+
+/* Forward and backward through every block of one lane, adding to the lane's partial sums. */
+static void run_lane(const Step *s, const Scratch *w, Lane *lane) {
+    const int64_t L = s->L, block = s->block, *dims = s->dims;
+    const float *w_out = s->W[L];
+    const float b_out = s->b[L][0];
+    float *GZ = w->GZ, *GA = w->GA, *P = w->P;
+    for (int64_t blk = lane->first; blk < lane->end; blk++) {
+        const int64_t c0 = blk * block;
+        const int64_t c = s->n - c0 < block ? s->n - c0 : block; /* real samples in this block */
+        const int64_t cp = PAD(c);                                /* columns computed */
+        const float *xb = s->x + c0, *mk = s->mask == NULL ? NULL : s->mask + c0;
+        int64_t ldxb = s->ldx, ldmb = s->ldm;
+        if (cp != c) { /* the partial last block: copy into zero padding */
+            for (int64_t i = 0; i < dims[0]; i++) {
+                memcpy(w->Xtail + i * block, s->x + i * s->ldx + c0, sizeof(float) * c);
+                memset(w->Xtail + i * block + c, 0, sizeof(float) * (cp - c));
+            }
+            xb = w->Xtail;
             ldxb = block;
-            if (mask != NULL) {
-                for (int64_t i = 0; i < dims[L]; i++)
-                    memcpy(Mtail + i * block, mask + i * ldm + c0, sizeof(float) * c);
-                mk = Mtail;
+            if (mk != NULL) {
+                for (int64_t i = 0; i < dims[L]; i++) {
+                    memcpy(w->Mtail + i * block, s->mask + i * s->ldm + c0, sizeof(float) * c);
+                    memset(w->Mtail + i * block + c, 0, sizeof(float) * (cp - c));
+                }
+                mk = w->Mtail;
                 ldmb = block;
             }
         }
         const float *prev = xb;
         int64_t ld_prev = ldxb;
         for (int64_t l = 0; l < L; l++) { /* H[l] = act(W[l] prev + b[l]), D[l] = act'(...) */
-            mm_nn(dims[l + 1], dims[l], cp, W[l], dims[l], 1, prev, ld_prev, H[l], block, 0);
-            bias_act(H[l], b[l], D[l], dims[l + 1], cp, block, act);
-            prev = H[l];
+            mm_nn(dims[l + 1], dims[l], cp, s->W[l], dims[l], 1, prev, ld_prev, w->H[l], block, 0);
+            bias_act(w->H[l], s->b[l], w->D[l], dims[l + 1], cp, block, s->act);
+            prev = w->H[l];
             ld_prev = block;
         }
         for (int64_t j = 0; j < cp; j++)
             P[j] = b_out;
         for (int64_t i = 0; i < dims[L]; i++) { /* the scalar output: a weighted sum of rows, not a product */
-            const float *restrict hr = H[L - 1] + i * block;
+            const float *restrict hr = w->H[L - 1] + i * block;
             const float wi = w_out[i];
             if (mk == NULL) {
                 for (int64_t j = 0; j < cp; j++)
@@ -369,15 +380,15 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
                     P[j] += wi * hr[j] * mr[j];
             }
         }
-        total += loss_and_grad(P, y + c0, c, inv_n, loss); /* P[0:c] now holds dL/dpred */
+        lane->total += loss_and_grad(P, s->y + c0, c, s->inv_n, s->loss); /* P[0:c] now holds dL/dpred */
         for (int64_t j = c; j < cp; j++)
             P[j] = 0.0f; /* padding: no gradient */
         float gsum = 0.0f;
         for (int64_t j = 0; j < c; j++)
             gsum += P[j];
-        gb[L][0] += gsum;
+        lane->gb[L][0] += gsum;
         for (int64_t i = 0; i < dims[L]; i++) {
-            const float *restrict hr = H[L - 1] + i * block;
+            const float *restrict hr = w->H[L - 1] + i * block;
             float acc = 0.0f;
             if (mk == NULL) {
 #pragma omp simd reduction(+ : acc)
@@ -389,23 +400,133 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
                 for (int64_t j = 0; j < cp; j++)
                     acc += P[j] * hr[j] * mr[j];
             }
-            gW[L][i] += acc;
+            lane->GW[L][i] += acc;
         }
         for (int64_t l = L - 1; l >= 0; l--) {
             if (l == L - 1) /* GZ = (w_out g^T) * mask * D, without forming w_out g^T */
-                grad_act(NULL, w_out, P, mk, ldmb, D[l], GZ, gb[l], dims[l + 1], cp, block);
+                grad_act(NULL, w_out, P, mk, ldmb, w->D[l], GZ, lane->gb[l], dims[l + 1], cp, block);
             else
-                grad_act(GA, NULL, NULL, NULL, 0, D[l], GZ, gb[l], dims[l + 1], cp, block);
+                grad_act(GA, NULL, NULL, NULL, 0, w->D[l], GZ, lane->gb[l], dims[l + 1], cp, block);
             /* GW[l] += GZ in^T, as GZ (scalars) times in^T (rows): the input block transposed once */
-            const float *in = l > 0 ? H[l - 1] : xb;
-            transpose(in, l > 0 ? block : ldxb, dims[l], cp, T, PAD(dims[l]));
-            mm_nn(dims[l + 1], cp, PAD(dims[l]), GZ, block, 1, T, PAD(dims[l]), GW[l], PAD(dims[l]), 1);
+            const float *in = l > 0 ? w->H[l - 1] : xb;
+            transpose(in, l > 0 ? block : ldxb, dims[l], cp, w->T, PAD(dims[l]));
+            mm_nn(dims[l + 1], cp, PAD(dims[l]), GZ, block, 1, w->T, PAD(dims[l]), lane->GW[l], PAD(dims[l]), 1);
             if (l > 0) /* GA = W[l]^T GZ */
-                mm_nn(dims[l], dims[l + 1], cp, W[l], 1, dims[l], GZ, block, GA, block, 0);
+                mm_nn(dims[l], dims[l + 1], cp, s->W[l], 1, dims[l], GZ, block, GA, block, 0);
         }
     }
-    for (int64_t l = 0; l < L; l++)
-        for (int64_t i = 0; i < dims[l + 1]; i++)
-            memcpy(gW[l] + i * dims[l], GW[l] + i * PAD(dims[l]), sizeof(float) * dims[l]);
-    return total * inv_n;
+}
+
+typedef struct {
+    const Step *step;
+    Scratch scratch;
+    Lane *lanes;
+    int64_t thread, threads;
+} Job;
+
+static void *run_job(void *arg) {
+    Job *job = arg;
+    for (int64_t k = job->thread; k < LANES; k += job->threads)
+        run_lane(job->step, &job->scratch, &job->lanes[k]);
+    return NULL;
+}
+
+/* Forward and backward pass of the MLP on n samples; returns the mean loss and writes every gradient.
+ *
+ * L hidden layers; dims[0] inputs, dims[1..L] hidden widths, one output. W[l] is (dims[l+1] x dims[l])
+ * row-major and b[l] has dims[l+1] entries; W[L] is the output row (dims[L]) and b[L] its bias. gW and gb
+ * have the same shapes and are overwritten. x is (dims[0] x n) with row stride ldx (a sample per column),
+ * y has n targets, mask is NULL or the last hidden layer's scaled dropout mask (dims[L] x n, stride ldm).
+ * The samples are taken `block` columns at a time (a multiple of 16) so that a block's activations stay
+ * in cache; the last, partial block is copied into zero padding whose loss gradient is zero. The blocks
+ * are split into LANES contiguous ranges with their own partial sums, added in lane order at the end, and
+ * `threads` (1..LANES) threads share the lanes: the result does not depend on the number of threads.
+ * work: cm_work_size(L, dims, block, threads) floats.
+ */
+double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const float *const *b, float *const *gW,
+                   float *const *gb, const float *x, int64_t ldx, const float *y, const float *mask, int64_t ldm,
+                   int64_t n, int act, int loss, int64_t block, int64_t threads, float *work) {
+    if (L < 1 || L > MAX_LAYERS || block < 16 || block % 16 || n < 1 || threads < 1 || threads > LANES)
+        return NAN;
+    Step s;
+    setup(&s, L, dims, block);
+    s.n = n;
+    s.ldx = ldx;
+    s.ldm = ldm;
+    s.W = W;
+    s.b = b;
+    s.x = x;
+    s.y = y;
+    s.mask = mask;
+    s.act = act;
+    s.loss = loss;
+    s.inv_n = 1.0 / (double)n;
+    const int64_t n_blocks = (n + block - 1) / block;
+    Lane lanes[LANES];
+    float *w = work + threads * scratch_size(&s);
+    for (int64_t k = 0; k < LANES; k++) {
+        memset(w, 0, sizeof(float) * lane_size(&s));
+        for (int64_t l = 0; l < L; l++) {
+            lanes[k].GW[l] = w;
+            w += dims[l + 1] * PAD(dims[l]);
+            lanes[k].gb[l] = w;
+            w += dims[l + 1];
+        }
+        lanes[k].GW[L] = w;
+        w += dims[L];
+        lanes[k].gb[L] = w;
+        w += 1;
+        lanes[k].total = 0.0;
+        lanes[k].first = k * n_blocks / LANES;
+        lanes[k].end = (k + 1) * n_blocks / LANES;
+    }
+    Job jobs[LANES];
+    pthread_t tids[LANES];
+    int started[LANES] = {0};
+    for (int64_t t = 0; t < threads; t++) {
+        Scratch *sc = &jobs[t].scratch;
+        float *p = work + t * scratch_size(&s);
+        for (int64_t l = 0; l < L; l++) {
+            sc->H[l] = p;
+            p += dims[l + 1] * block;
+            sc->D[l] = p;
+            p += dims[l + 1] * block;
+        }
+        sc->GZ = p;
+        sc->GA = sc->GZ + s.maxw * block;
+        sc->P = sc->GA + s.maxw * block;
+        sc->T = sc->P + block;
+        sc->Xtail = sc->T + s.max_in * block;
+        sc->Mtail = sc->Xtail + dims[0] * block;
+        jobs[t] = (Job){&s, *sc, lanes, t, threads};
+        if (t > 0) /* a thread that cannot start leaves its lanes to the calling thread */
+            started[t] = pthread_create(&tids[t], NULL, run_job, &jobs[t]) == 0;
+    }
+    run_job(&jobs[0]);
+    for (int64_t t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            run_job(&jobs[t]);
+    }
+    double total = 0.0;
+    for (int64_t l = 0; l <= L; l++) { /* lanes added in a fixed order */
+        const int64_t rows = l < L ? dims[l + 1] : 1, cols = l < L ? dims[l] : dims[L];
+        const int64_t ld = l < L ? PAD(dims[l]) : dims[L];
+        for (int64_t i = 0; i < rows; i++) {
+            for (int64_t j = 0; j < cols; j++) {
+                float v = 0.0f;
+                for (int64_t k = 0; k < LANES; k++)
+                    v += lanes[k].GW[l][i * ld + j];
+                gW[l][i * cols + j] = v;
+            }
+            float v = 0.0f;
+            for (int64_t k = 0; k < LANES; k++)
+                v += lanes[k].gb[l][i];
+            gb[l][i] = v;
+        }
+    }
+    for (int64_t k = 0; k < LANES; k++)
+        total += lanes[k].total;
+    return total * s.inv_n;
 }
