@@ -52,7 +52,7 @@ SOURCE = Path(__file__).with_name("mlp_kernels.c")
 # built with both); never -ffast-math: the exp kernel's rounding trick needs IEEE sums. The first set that
 # compiles is used (-mprefer-vector-width is x86's). Without -march=native there is no build: a baseline
 # x86-64 build (SSE2, no FMA) measured 17x the bound, slower than PyTorch's operators.
-COMMON_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
+COMMON_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-pthread", "-shared", "-fPIC"]
 FLAG_SETS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"])
 MAX_LAYERS = 64  # the C step's limit on hidden layers (MLPConfig allows 32)
 MAX_THREADS = 4  # the C step's LANES: its partial sums, so results do not depend on the thread count

@@ -246,12 +246,6 @@ static void transpose(const float *restrict S, int64_t lds, int64_t rows, int64_
         }
 }
 
-/* For tests and benchmarks: the product on its own. */
-void cm_mm_nn(int64_t m, int64_t k, int64_t c, const float *A, int64_t sar, int64_t sap, const float *B, int64_t ldb,
-              float *C, int64_t ldc, int add) {
-    mm_nn(m, k, c, A, sar, sap, B, ldb, C, ldc, add);
-}
-
 /* ---- One training step of the whole MLP, over column blocks that stay in the L2 cache -------------- */
 
 enum { LOSS_MSE = 0, LOSS_BCE = 1 };
