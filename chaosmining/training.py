@@ -48,6 +48,7 @@ __all__ = [
     "train_mlp",
     "mlp_loss_and_grads",
     "snapshot_epochs",
+    "training_macs_per_second",
 ]
 
 
@@ -158,7 +159,7 @@ class PrecisionSpec:
     display_name: str
     dtype: torch.dtype
     description: str
-    speedup: float = 1.0  # training speed against fp32 measured on one core of an AMX CPU (for time estimates)
+    speedup: float = 1.0  # speed against fp32 in PyTorch's operators, one core of an AMX CPU (time estimates)
 
 
 PRECISIONS: Registry[PrecisionSpec] = Registry("precision")
@@ -174,7 +175,8 @@ for _p in (
         "bfloat16 products, float32 weights",
         torch.bfloat16,
         "Products and activations in bfloat16 (8-bit mantissa) with float32 accumulation, float32 weights and "
-        "optimizer: 1.6-2.4x faster training measured on an AMX CPU; needs AVX512-BF16/AMX or an Ampere+ GPU. "
+        "optimizer: 1.6x faster than float32 in PyTorch's operators on an AMX CPU, but only 1.1x faster than the "
+        "compiled float32 step the CPU trainer uses where it can; needs AVX512-BF16/AMX or an Ampere+ GPU. "
         "Results move slightly (the paper's Figure 7 run kept other features on formula 12): for what-ifs.",
         speedup=1.6,
     ),
@@ -182,6 +184,19 @@ for _p in (
     PRECISIONS.register(_p.name, _p)
 
 _OWNER = "TrainConfig"
+
+# Multiply-accumulates per second of MLP training on one core of the project's 2-core AVX-512 machine, for
+# time estimates: PyTorch's operators in float32 (about 40 GFLOP/s), and the compiled step (about 90 GFLOP/s
+# with two busy workers; 100+ alone).
+TORCH_MACS_PER_SECOND = 2e10
+NATIVE_MACS_PER_SECOND = 4.5e10
+
+
+def training_macs_per_second(precision: str = "fp32") -> float:
+    """Estimated single-core training speed on a CPU in ``precision`` (see the constants above)."""
+    if PRECISIONS.get(precision).dtype == torch.float32 and native.kernels() is not None:
+        return NATIVE_MACS_PER_SECOND
+    return TORCH_MACS_PER_SECOND * PRECISIONS.get(precision).speedup
 
 
 @dataclass(frozen=True, kw_only=True)

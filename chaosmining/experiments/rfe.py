@@ -55,7 +55,7 @@ from ..selection import (
     rfewna_rounds,
     selector_names,
 )
-from ..training import PRECISIONS, TrainConfig, TrainedMLP, train_mlp
+from ..training import TrainConfig, TrainedMLP, train_mlp, training_macs_per_second
 from ..validation import check_bool, check_choice, check_float, check_int, param_error
 
 __all__ = [
@@ -1096,7 +1096,6 @@ def default_workers() -> int:
 # Below this much estimated training, starting worker processes (several seconds of imports each) costs
 # more than it saves.
 _INLINE_SECONDS = 30.0
-_MACS_PER_SECOND = 2e10  # measured on one core of the project's 2-core machine (about 40 GFLOP/s)
 
 
 @dataclass(frozen=True)
@@ -1124,8 +1123,8 @@ def plan_rfe(config: RFEConfig, data: SelectionData) -> RFEPlan:
         networks = min(n_attr, 1) if i == 0 else n_attr  # round 1 is shared by every attribution selector
         networks += n_classic if config.strategy == "bi" else 0
         macs = 3 * len(data.y_train) * config.train.epochs * config.model.n_parameters(n)
-        seconds += networks * macs / _MACS_PER_SECOND
-    return RFEPlan(schedule, trainings, seconds / PRECISIONS.get(config.train.precision).speedup)
+        seconds += networks * macs
+    return RFEPlan(schedule, trainings, seconds / training_macs_per_second(config.train.precision))
 
 
 def _auto_workers(runs: Sequence[_RunState]) -> int:
