@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup setup-test chromium datasets lint format bench clean-cache
+.PHONY: run test setup setup-test chromium datasets compiler lint format bench clean-cache
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,22 @@ datasets:
 		echo "note: dataset-fashion-mnist could not be installed (the Fashion-MNIST foreground then needs a data root)"; \
 	else echo "note: Fashion-MNIST needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or a data root"; fi
 
+# A C compiler builds the CPU training step of the MLPs (chaosmining/native); without one, PyTorch's operators train.
+compiler:
+	@if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's gcc..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null) || \
+		echo "note: gcc could not be installed (the MLPs then train in PyTorch's operators, about 1.6x slower)"; \
+	else echo "note: no C compiler (apt-get install gcc): the MLPs train in PyTorch's operators, about 1.6x slower"; fi
+
 run: setup
 	@$(MAKE) --no-print-directory chromium || echo "note: continuing without chromium (PNG/SVG export disabled)"
 	@$(MAKE) --no-print-directory datasets || true
+	@$(MAKE) --no-print-directory compiler || true
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: setup-test chromium datasets
+test: setup-test chromium datasets compiler
 	CHAOSMINING_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 lint: setup-test

@@ -6,8 +6,9 @@ The same trainer fits binary classifiers (the paper's RFEwNA classification task
 The hot loop is a hand-written forward/backward over the MLP's weight tensors (no autograd graph), in
 a feature-major layout (a sample per column). On a CPU in float32 it runs as one compiled call per step
 (:mod:`chaosmining.native`: cache-sized blocks of samples, fused elementwise work, register-tiled
-products), measured at 1.3x the floating-point bound of the step on this project's 2-core AVX-512
-machine against 2.3-2.6x for the same computation in PyTorch's eager operators. Elsewhere (CUDA,
+products): on this project's 2-core AVX-512 machine the step alone runs at 1.2-1.3x the floating-point
+bound of its work and a whole training run at 1.3-1.7x (a shared VM), against 2.3-2.7x for the same
+computation in PyTorch's eager operators. Elsewhere (CUDA,
 bfloat16, float64, or no C compiler) the same computation runs in PyTorch's operators.
 ``tests/test_training.py`` and ``tests/test_native.py`` check both against autograd for every
 activation and loss.
