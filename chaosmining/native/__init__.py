@@ -100,7 +100,8 @@ def _machine_signature() -> str:
 def _build(cc: str, folder: Path) -> Path:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, version.encode(), _machine_signature().encode()])).hexdigest()[:16]
+    flags = repr((COMMON_FLAGS, FLAG_SETS)).encode()
+    key = hashlib.sha256(b"\0".join([source, flags, version.encode(), _machine_signature().encode()])).hexdigest()[:16]
     target = folder / f"mlp_kernels-{key}.so"
     if target.exists():
         return target
