@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from chaosmining import native
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
 
@@ -75,3 +77,10 @@ def test_precision_defaults_to_float32_and_bf16_is_refused_where_it_is_not_nativ
     assert at.number_input(key="sym_epochs").value == 77
     at.selectbox(key="sym_precision").set_value("fp32").run()
     assert not at.error
+
+
+def test_home_page_says_which_cpu_trainer_is_in_use():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "symbolic MLP trainer:" in text
+    assert ("compiled MLP step" in text) == native.status().available

@@ -168,3 +168,12 @@ def test_the_result_does_not_depend_on_the_number_of_threads(n):
         assert float(value) == float(results[0][0])
         for a, b in zip(grads, results[0][1]):
             assert torch.equal(a, b)
+
+
+@needs_compiler
+def test_prepare_in_background_builds_once(fresh_native, tmp_path):
+    fresh_native.setenv(native.NATIVE_DIR_ENV, str(tmp_path / "native"))
+    native.prepare_in_background()
+    native.prepare_in_background()  # a second page load starts no second build
+    assert native.kernels() is not None  # waits for the background build, then shares it
+    assert len(list((tmp_path / "native").glob("*.so"))) == 1

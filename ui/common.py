@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from chaosmining import native
 from chaosmining.attribution import METHODS, ParamSpec
 from chaosmining.cache import Cache
 from chaosmining.errors import ChaosMiningError
@@ -45,6 +46,7 @@ def setup_page(title: str, icon: str = ":material/insights:") -> None:
     _through_app_navigation()
     st.set_page_config(page_title=f"{title} - ChaosMining Explorer", page_icon=icon, layout="wide")
     configure_threads()
+    native.prepare_in_background()  # a fresh machine compiles the CPU training step while the user reads
 
 
 def _through_app_navigation() -> None:

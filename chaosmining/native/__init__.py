@@ -41,6 +41,7 @@ __all__ = [
     "kernels",
     "status",
     "reset",
+    "prepare_in_background",
     "mlp_step",
     "block_columns",
 ]
@@ -280,6 +281,21 @@ def kernels() -> ctypes.CDLL | None:
         return _loaded[0]
 
 
+def prepare_in_background() -> None:
+    """Build or load the kernels in a daemon thread (once per process), so that a fresh machine's first
+    training does not wait for the compiler (about 3 s); a training that starts meanwhile waits for it."""
+    global _preparing
+    with _prep_lock:  # not _lock, which a build holds for seconds
+        if _loaded is not None or _preparing:
+            return
+        _preparing = True
+    threading.Thread(target=kernels, name="chaosmining-native-build", daemon=True).start()
+
+
+_preparing = False
+_prep_lock = threading.Lock()
+
+
 def status() -> NativeStatus:
     """Whether :func:`kernels` is in use, and why not when it is not."""
     kernels()
@@ -289,6 +305,7 @@ def status() -> NativeStatus:
 
 def reset() -> None:
     """Forget the loaded kernels so that the next call builds or loads them again (tests)."""
-    global _loaded
+    global _loaded, _preparing
     with _lock:
         _loaded = None
+        _preparing = False
