@@ -8,8 +8,8 @@ a feature-major layout (a sample per column). On a CPU in float32 it runs as one
 (:mod:`chaosmining.native`: cache-sized blocks of samples, fused elementwise work, register-tiled
 products): on this project's 2-core AVX-512 machine the step alone runs at 1.2-1.3x the floating-point
 bound of its work and a whole training run at 1.3-1.7x (a shared VM), against 2.3-2.7x for the same
-computation in PyTorch's eager operators. Elsewhere (CUDA,
-bfloat16, float64, or no C compiler) the same computation runs in PyTorch's operators.
+computation in PyTorch's eager operators. Elsewhere (CUDA, bfloat16, float64, or no C compiler) the
+same computation runs in PyTorch's operators.
 ``tests/test_training.py`` and ``tests/test_native.py`` check both against autograd for every
 activation and loss.
 """
@@ -279,7 +279,7 @@ def mlp_loss_and_grads(
     grads : gradients in the order of ``params``.
     """
     spec = LOSSES.get(loss) if isinstance(loss, str) else loss
-    lib = _native_kernels(params, XT, act, spec)
+    lib = _native_kernels([*params, XT, yT] + ([] if dropout_mask is None else [dropout_mask]), act, spec)
     if lib is not None:  # the same computation in one compiled call (chaosmining.native)
         return native.mlp_step(lib, params, XT, yT, act.native, spec.native, dropout_mask)
     Ws, bs = params[0::2], params[1::2]
@@ -309,13 +309,12 @@ def mlp_loss_and_grads(
     return value, grads
 
 
-def _native_kernels(
-    params: list[torch.Tensor], XT: torch.Tensor, act: ActivationSpec, loss: LossSpec
-) -> ctypes.CDLL | None:
-    """The compiled step when it applies: float32 CPU tensors and an activation and loss it knows."""
-    if act.native is None or loss.native is None or XT.device.type != "cpu" or XT.dtype != torch.float32:
+def _native_kernels(tensors: list[torch.Tensor], act: ActivationSpec, loss: LossSpec) -> ctypes.CDLL | None:
+    """The compiled step when it applies: float32 CPU tensors (weights, inputs, targets, mask) and an
+    activation and loss it knows."""
+    if act.native is None or loss.native is None:
         return None
-    if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in params):
+    if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
         return None
     return native.kernels()
 

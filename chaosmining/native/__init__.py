@@ -203,12 +203,14 @@ def mlp_step(
 
 
 def _self_check(lib: ctypes.CDLL) -> str | None:
-    """Compare every activation and its derivative with PyTorch's in float64; a message when one is off.
+    """Compare every activation and its derivative with PyTorch's in float64, then a whole step with every
+    loss against autograd on the losses' own definitions; a message when one is off.
 
-    The tolerance is PyTorch's own float32 accuracy: its GELU, also an erf approximation, is off by up to
+    The activations' tolerance is PyTorch's own float32 accuracy: its GELU, also an erf approximation, is off by up to
     1.2e-6 from the float64 value (the compiled one by up to 5e-7).
     """
     from ..models.mlp import ACTIVATIONS
+    from ..training import LOSSES  # late: the training module imports this one
 
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(3, 257, generator=gen) * 4
@@ -232,14 +234,17 @@ def _self_check(lib: ctypes.CDLL) -> str | None:
         params += [torch.randn(fan_out, fan_in, generator=gen) / fan_in**0.5, torch.randn(fan_out, generator=gen)]
     XT, yT = torch.randn(dims[0], n, generator=gen), torch.randn(1, n, generator=gen).clamp(0, 1)
     mask = (torch.rand(dims[-1], n, generator=gen) > 0.3).float() / 0.7
-    for loss_code, loss_fn in ((0, lambda p, y: ((p - y) ** 2).mean()), (1, _bce_reference)):
-        value, grads = mlp_step(lib, params, XT, yT, 0, loss_code, mask, block=64)
-        with torch.enable_grad():
+    gelu = ACTIVATIONS.get("gelu")
+    for _, loss in LOSSES.items():
+        if loss.native is None:
+            continue
+        value, grads = mlp_step(lib, params, XT, yT, gelu.native, loss.native, mask, block=64)
+        with torch.enable_grad():  # the reference: the loss's own PyTorch definition, differentiated
             leaves = [p.double().requires_grad_() for p in params]
             h = XT.double()
             for W, b in zip(leaves[0:-2:2], leaves[1:-2:2]):
-                h = torch.nn.functional.gelu(W @ h + b[:, None])
-            ref = loss_fn(leaves[-2] @ (h * mask) + leaves[-1][:, None], yT.double())
+                h = gelu.forward(W @ h + b[:, None])
+            ref, _ = loss.value_and_grad(leaves[-2] @ (h * mask) + leaves[-1][:, None], yT.double())
             ref_grads = torch.autograd.grad(ref, leaves)
         ref = ref.detach()
         if abs(float(value) - float(ref)) > 1e-5 * (1 + abs(float(ref))):
@@ -248,10 +253,6 @@ def _self_check(lib: ctypes.CDLL) -> str | None:
             if not torch.allclose(g.double(), r, rtol=1e-4, atol=1e-5):
                 return "the compiled step's gradients disagree with autograd's"
     return None
-
-
-def _bce_reference(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
 
 
 def _load() -> tuple[ctypes.CDLL | None, NativeStatus]:

@@ -1,4 +1,4 @@
-/* The training step of the symbolic MLP (float32, one thread, row-major), called by chaosmining.native.
+/* The training step of the symbolic MLP (float32, row-major, 1-4 threads), called by chaosmining.native.
  *
  * The trainer keeps activations feature-major: a (rows x cols) block holds one hidden unit per row and
  * one sample per column. cm_mlp_step takes the samples a cache-sized block at a time through the whole
@@ -214,11 +214,12 @@ static void mm_nn(int64_t m, int64_t k, int64_t c, const float *A, int64_t sar, 
 }
 
 typedef int vi __attribute__((vector_size(VL * 4)));
+#define PAD(x) (((x) + 15) / 16 * 16) /* widths and blocks are padded to 16 columns: any VL divides it */
 
-/* T (cols x rows, row stride ldt) = S^T for S (rows x cols, row stride lds); cols is a multiple of VL.
+/* T (cols x PAD(rows), row stride ldt) = S^T for S (rows x cols, row stride lds); cols is a multiple of VL.
  * VL x VL tiles are transposed in registers by log2(VL) perfect shuffles: row 2i becomes the interleaved
  * low halves of rows i and i + VL/2, row 2i + 1 their high halves. Rows of S past `rows` read as zeros,
- * so T's padding up to the next multiple of VL is zero. */
+ * so T's padding up to the next multiple of 16 is written as zeros on every vector width. */
 static void transpose(const float *restrict S, int64_t lds, int64_t rows, int64_t cols, float *restrict T,
                       int64_t ldt) {
     vi lo, hi;
@@ -228,7 +229,7 @@ static void transpose(const float *restrict S, int64_t lds, int64_t rows, int64_
         hi[2 * l] = l + VL / 2;
         hi[2 * l + 1] = l + VL / 2 + VL;
     }
-    for (int64_t i0 = 0; i0 < rows; i0 += VL)
+    for (int64_t i0 = 0; i0 < PAD(rows); i0 += VL)
         for (int64_t j0 = 0; j0 < cols; j0 += VL) {
             vf r[VL], t[VL];
             for (int i = 0; i < VL; i++)
@@ -269,7 +270,6 @@ static double loss_and_grad(float *restrict p, const float *restrict y, int64_t 
     return total;
 }
 
-#define PAD(x) (((x) + 15) / 16 * 16)
 #define LANES 4 /* fixed partial sums: the same result on 1 to LANES threads */
 #define MAX_LAYERS 64
 
@@ -478,6 +478,7 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
     pthread_t tids[LANES];
     int started[LANES] = {0};
     for (int64_t t = 0; t < threads; t++) {
+        jobs[t] = (Job){.step = &s, .lanes = lanes, .thread = t, .threads = threads};
         Scratch *sc = &jobs[t].scratch;
         float *p = work + t * scratch_size(&s);
         for (int64_t l = 0; l < L; l++) {
@@ -492,7 +493,6 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
         sc->T = sc->P + block;
         sc->Xtail = sc->T + s.max_in * block;
         sc->Mtail = sc->Xtail + dims[0] * block;
-        jobs[t] = (Job){&s, *sc, lanes, t, threads};
         if (t > 0) /* a thread that cannot start leaves its lanes to the calling thread */
             started[t] = pthread_create(&tids[t], NULL, run_job, &jobs[t]) == 0;
     }
