@@ -429,6 +429,13 @@ def train_mlp(
         if monitor is not None:
             monitor.on_snapshot(epoch, result.model(copy))
 
+    # Float32 on a CPU: the compiled step, bound once to the parameters; its gradient tensors are
+    # overwritten in place by every call, so they are the parameters' .grad for the whole run.
+    lib = _native_kernels([*params, XT, yT], act, loss_spec) if dtype == torch.float32 else None
+    plan = None if lib is None else native.StepPlan(lib, params, act.native, loss_spec.native)
+    if plan is not None:
+        for p, g in zip(params, plan.grads):
+            p.grad = g
     start = time.perf_counter()
     snapshot(0)
     with torch.no_grad():
@@ -440,13 +447,17 @@ def train_mlp(
             else:
                 perm = torch.randperm(n, generator=dev_gen, device=device)
                 batches = [(XT[:, idx], yT[:, idx]) for idx in perm.split(bs)]
-            epoch_loss = torch.zeros((), device=device)
+            epoch_loss: float | torch.Tensor = 0.0 if plan is not None else torch.zeros((), device=device)
             for xb, yb in batches:
                 mask = None
                 if p_drop > 0:
                     mask = torch.empty(model_config.width, xb.shape[1], device=device)
                     mask.bernoulli_(1 - p_drop, generator=dev_gen).div_(1 - p_drop)
                     mask = mask.to(dtype)
+                if plan is not None:
+                    epoch_loss += plan(xb, yb, mask) * (xb.shape[1] / n)
+                    opt.step()
+                    continue
                 work = params if dtype == torch.float32 else [p.to(dtype) for p in params]
                 loss, grads = mlp_loss_and_grads(work, xb, yb, act, mask, loss_spec)
                 for p, g in zip(params, grads):

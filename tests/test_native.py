@@ -107,6 +107,27 @@ def test_trainer_dispatches_float32_cpu_to_the_compiled_step_and_agrees_with_pyt
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+
+@needs_compiler
+def test_a_step_plan_reads_parameters_updated_in_place_and_reuses_its_gradients():
+    # A training loop binds p.grad to the plan's tensors once; each call must see the optimizer's in-place
+    # update and overwrite (not add to) the gradients, for any batch width.
+    lib = native.kernels()
+    params, XT, yT, _ = _problem([5, 16, 16], 120)
+    plan = native.StepPlan(lib, params, 0, 0)
+    grads = plan.grads
+    plan(XT, yT)
+    with torch.no_grad():
+        for p in params:
+            p.mul_(0.9).add_(0.01)
+    for cols in (120, 40):
+        value = plan(XT[:, :cols], yT[:, :cols])
+        assert plan.grads is grads
+        ref, ref_grads = _autograd(params, XT[:, :cols], yT[:, :cols], None, "gelu", "mse")
+        assert value == pytest.approx(float(ref), rel=1e-5)
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=2e-5)
+
 def _toy(n=400, d=6, seed=0):
     rng = np.random.default_rng(seed)
     X = np.clip(rng.standard_normal((n, d)) * 0.33, -1, 1)

@@ -43,6 +43,7 @@ __all__ = [
     "reset",
     "prepare_in_background",
     "mlp_step",
+    "StepPlan",
     "block_columns",
 ]
 
@@ -154,6 +155,64 @@ def block_columns(dims: list[int], n: int) -> int:
     return int(max(16, min(block, n + 15) // 16 * 16))
 
 
+class StepPlan:
+    """The compiled step bound to one set of parameters, for a training loop's many calls.
+
+    Built once per training: the gradient tensors (overwritten by every call, so ``p.grad`` can be bound
+    to them once), the work space per batch width and the ctypes argument arrays are made here, so that a
+    call costs the C step and a few microseconds. ``params`` are read through their storage at each call
+    (an optimizer updates them in place); they must stay float32, contiguous and on the CPU.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, params: list[torch.Tensor], activation: int, loss: int) -> None:
+        self.lib, self.activation, self.loss = lib, activation, loss
+        self.Ws = [W.contiguous() for W in params[0::2]]
+        self.bs = [b.contiguous() for b in params[1::2]]
+        self.n_hidden = len(self.Ws) - 1
+        if not 1 <= self.n_hidden <= MAX_LAYERS:
+            raise ValueError(f"The compiled step takes 1 to {MAX_LAYERS} hidden layers; got {self.n_hidden}.")
+        self.grads = [torch.empty_like(p) for pair in zip(self.Ws, self.bs) for p in pair]
+        self.dims = [self.Ws[0].shape[1]] + [W.shape[0] for W in self.Ws[:-1]]
+        self._c_dims = (ctypes.c_int64 * len(self.dims))(*self.dims)
+        self._c_W, self._c_b = _pointers(self.Ws), _pointers(self.bs)
+        self._c_gW, self._c_gb = _pointers(self.grads[0::2]), _pointers(self.grads[1::2])
+        self._work: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __call__(
+        self,
+        XT: torch.Tensor,
+        yT: torch.Tensor,
+        dropout_mask: torch.Tensor | None = None,
+        block: int | None = None,
+        threads: int | None = None,
+    ) -> float:
+        """Mean loss of ``XT`` (``(inputs, n)``) against ``yT`` (``(1, n)``); the gradients land in
+        :attr:`grads` (the order of ``params``). ``dropout_mask`` is ``(width, n)``, already scaled."""
+        XT = XT if XT.stride(1) == 1 else XT.contiguous()
+        y = yT.reshape(-1)
+        y = y if y.stride(0) == 1 else y.contiguous()
+        n = XT.shape[1]
+        block = block or block_columns(self.dims, n)
+        threads = max(1, min(MAX_THREADS, threads or torch.get_num_threads()))
+        work = self._work.get((block, threads))
+        if work is None:
+            work = self._work[(block, threads)] = torch.empty(
+                self.lib.cm_work_size(self.n_hidden, self._c_dims, block, threads)
+            )
+        mask = dropout_mask
+        if mask is not None and mask.stride(1) != 1:
+            mask = mask.contiguous()
+        return self.lib.cm_mlp_step(
+            self.n_hidden, self._c_dims, self._c_W, self._c_b, self._c_gW, self._c_gb, XT.data_ptr(),
+            XT.stride(0), y.data_ptr(), None if mask is None else mask.data_ptr(),
+            0 if mask is None else mask.stride(0), n, self.activation, self.loss, block, threads, work.data_ptr(),
+        )  # fmt: skip
+
+
+def _pointers(ts: list[torch.Tensor]) -> ctypes.Array:
+    return (ctypes.c_void_p * len(ts))(*[t.data_ptr() for t in ts])
+
+
 def mlp_step(
     lib: ctypes.CDLL,
     params: list[torch.Tensor],
@@ -165,41 +224,18 @@ def mlp_step(
     block: int | None = None,
     threads: int | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Mean loss and gradients of the MLP ``params = [W1, b1, ..., W_out, b_out]`` (float32, CPU).
+    """Mean loss and gradients of the MLP ``params = [W1, b1, ..., W_out, b_out]`` (float32, CPU), in one call.
 
     ``XT`` is ``(inputs, n)`` (a sample per column), ``yT`` ``(1, n)``, ``dropout_mask`` ``(width, n)``
     (scaled) or ``None``; ``activation`` and ``loss`` are the C file's codes (``ActivationSpec.native``,
     ``LossSpec.native``). The gradients come back in the order of ``params``. ``threads`` (default:
     PyTorch's thread count, at most :data:`MAX_THREADS`) share the blocks; the result is the same for
     any number of threads (fixed partial sums), so a worker lent an idle core stays reproducible.
+    A training loop builds a :class:`StepPlan` once instead.
     """
-    Ws = [W.contiguous() for W in params[0::2]]
-    bs = [b.contiguous() for b in params[1::2]]
-    n_hidden = len(Ws) - 1
-    if not 1 <= n_hidden <= MAX_LAYERS:
-        raise ValueError(f"The compiled step takes 1 to {MAX_LAYERS} hidden layers; got {n_hidden}.")
-    XT = XT if XT.stride(1) == 1 else XT.contiguous()
-    y = yT.reshape(-1).contiguous()
-    n = XT.shape[1]
-    dims = [XT.shape[0]] + [W.shape[0] for W in Ws[:-1]]
-    block = block or block_columns(dims, n)
-    threads = max(1, min(MAX_THREADS, threads or torch.get_num_threads()))
-    c_dims = (ctypes.c_int64 * len(dims))(*dims)
-    work = torch.empty(lib.cm_work_size(n_hidden, c_dims, block, threads))
-    gWs = [torch.empty_like(W) for W in Ws]
-    gbs = [torch.empty_like(b) for b in bs]
-    mask = None if dropout_mask is None else dropout_mask if dropout_mask.stride(1) == 1 else dropout_mask.contiguous()
-
-    def pointers(ts: list[torch.Tensor]) -> ctypes.Array:
-        return (ctypes.c_void_p * len(ts))(*[t.data_ptr() for t in ts])
-
-    value = lib.cm_mlp_step(
-        n_hidden, c_dims, pointers(Ws), pointers(bs), pointers(gWs),
-        pointers(gbs), XT.data_ptr(), XT.stride(0), y.data_ptr(), None if mask is None else mask.data_ptr(),
-        0 if mask is None else mask.stride(0), n, activation, loss, block, threads, work.data_ptr(),
-    )  # fmt: skip
-    grads = [g for pair in zip(gWs, gbs) for g in pair]
-    return torch.tensor(value, dtype=torch.float32), grads
+    plan = StepPlan(lib, params, activation, loss)
+    value = plan(XT, yT, dropout_mask, block=block, threads=threads)
+    return torch.tensor(value, dtype=torch.float32), plan.grads
 
 
 def _self_check(lib: ctypes.CDLL) -> str | None:
