@@ -7,8 +7,9 @@
  *
  * The GELU follows PyTorch's CPU kernel: erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7) with a
  * polynomial exp, so the trained network is the one nn.GELU evaluates (chaosmining.native checks it
- * against float64 before use). Plain C and GCC vector extensions, written so that gcc -O3 -march=native
- * vectorizes them for the machine that compiles them.
+ * against float64 before use); with AVX-512 it is written with intrinsics, elsewhere as a portable loop.
+ * Otherwise plain C and GCC vector extensions, written so that gcc -O3 -march=native vectorizes them for
+ * the machine that compiles them.
  */
 #include <math.h>
 #include <pthread.h>
@@ -37,6 +38,57 @@ static inline float cm_exp(float x) {
     return y * scale.f;
 }
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define S1 _mm512_set1_ps
+/* GELU and its derivative on 16 lanes in about 29 vector operations (the portable loop below takes about
+ * 36 and measured 1.5x slower). The same A&S 7.1.26 erfc as PyTorch, its 0.5 folded into the coefficients:
+ * q = P(N(0,1) > |z|) = 0.5 t poly(t) exp(-z^2/2), cdf = 1 - q or q by the sign of z. exp(-z^2/2) = 2^a
+ * with a = -z^2/2 log2(e), by a degree-6 fit of 2^f on [-1/2, 1/2] (8e-8 relative) and vscalefps, which
+ * underflows to 0 for very negative a (clamped at -150 so that an infinite z^2 gives 0, not NaN). */
+static inline void gelu16(__m512 z, __m512 *y, __m512 *d) {
+    const __m512 one = S1(1.0f);
+    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(S1(0.3275911f * 0.70710678118654752f), _mm512_abs_ps(z), one));
+    __m512 r = _mm512_fmadd_ps(S1(0.5f * 1.061405429f), t, S1(0.5f * -1.453152027f));
+    r = _mm512_fmadd_ps(r, t, S1(0.5f * 1.421413741f));
+    r = _mm512_fmadd_ps(r, t, S1(0.5f * -0.284496736f));
+    r = _mm512_fmadd_ps(r, t, S1(0.5f * 0.254829592f));
+    const __m512 a = _mm512_max_ps(_mm512_mul_ps(_mm512_mul_ps(z, z), S1(-0.72134752044448170f)), S1(-150.0f));
+    const __m512 n = _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(a, n);
+    __m512 p = S1(1.5469732170458883e-4f);
+    p = _mm512_fmadd_ps(p, f, S1(1.3400432653725147e-3f));
+    p = _mm512_fmadd_ps(p, f, S1(9.61802527308464e-3f));
+    p = _mm512_fmadd_ps(p, f, S1(5.550327152013779e-2f));
+    p = _mm512_fmadd_ps(p, f, S1(2.4022650718688965e-1f));
+    p = _mm512_fmadd_ps(p, f, S1(6.931471824645996e-1f));
+    p = _mm512_fmadd_ps(p, f, one);
+    const __m512 e = _mm512_scalef_ps(p, n);
+    const __m512 q = _mm512_mul_ps(_mm512_mul_ps(r, t), e);
+    const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 cdf = _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, q), q);
+    *y = _mm512_mul_ps(z, cdf);
+    *d = _mm512_fmadd_ps(_mm512_mul_ps(z, S1(0.39894228040143268f)), e, cdf);
+}
+
+static void gelu_row(float *restrict yr, float *restrict dr, int64_t cols, float bias) {
+    const __m512 b = S1(bias);
+    int64_t j = 0;
+    __m512 y, d;
+    for (; j + 16 <= cols; j += 16) {
+        gelu16(_mm512_add_ps(_mm512_loadu_ps(yr + j), b), &y, &d);
+        _mm512_storeu_ps(yr + j, y);
+        _mm512_storeu_ps(dr + j, d);
+    }
+    if (j < cols) {
+        const __mmask16 m = (__mmask16)((1u << (cols - j)) - 1u);
+        gelu16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, yr + j), b), &y, &d);
+        _mm512_mask_storeu_ps(yr + j, m, y);
+        _mm512_mask_storeu_ps(dr + j, m, d);
+    }
+}
+#endif
+
 /* y = act(y + b[row]) in place, d = act'(y + b[row]); both (rows x cols) with row stride ld. */
 static void bias_act(float *restrict y, const float *restrict b, float *restrict d, int64_t rows, int64_t cols,
                      int64_t ld, int act) {
@@ -46,6 +98,10 @@ static void bias_act(float *restrict y, const float *restrict b, float *restrict
         const float bi = b[i];
         switch (act) {
         case ACT_GELU:
+#if defined(__AVX512F__)
+            gelu_row(yr, dr, cols, bi);
+            break;
+#endif
             for (int64_t j = 0; j < cols; j++) {
                 const float z = yr[j] + bi;
                 const float x = z * 0.70710678118654752f;
