@@ -392,13 +392,16 @@ static void run_lane(const Step *s, const Scratch *w, Lane *lane) {
         const int64_t cp = PAD(c);                                /* columns computed */
         const float *xb = s->x + c0, *mk = s->mask == NULL ? NULL : s->mask + c0;
         int64_t ldxb = s->ldx, ldmb = s->ldm;
-        if (cp != c) { /* the partial last block: copy into zero padding */
-            for (int64_t i = 0; i < dims[0]; i++) {
-                memcpy(w->Xtail + i * block, s->x + i * s->ldx + c0, sizeof(float) * c);
+        /* the inputs are copied into contiguous rows (read in place, their rows lie n floats apart: a TLB
+         * miss per row), the partial last block with zero padding */
+        for (int64_t i = 0; i < dims[0]; i++) {
+            memcpy(w->Xtail + i * block, s->x + i * s->ldx + c0, sizeof(float) * c);
+            if (cp != c)
                 memset(w->Xtail + i * block + c, 0, sizeof(float) * (cp - c));
-            }
-            xb = w->Xtail;
-            ldxb = block;
+        }
+        xb = w->Xtail;
+        ldxb = block;
+        if (cp != c) {
             if (mk != NULL) {
                 for (int64_t i = 0; i < dims[L]; i++) {
                     memcpy(w->Mtail + i * block, s->mask + i * s->ldm + c0, sizeof(float) * c);
