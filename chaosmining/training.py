@@ -63,6 +63,7 @@ class OptimizerSpec:
     display_name: str
     factory: Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]
     reference: str
+    native: int | None = None  # the compiled optimizer's code (chaosmining.native.Optimizer), if it has one
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
@@ -84,6 +85,7 @@ for _o in (
         "Adam (paper default)",
         lambda p, lr: torch.optim.Adam(p, lr=lr, fused=True),
         "https://arxiv.org/abs/1412.6980",
+        native=0,
     ),
     OptimizerSpec(
         "adadelta", "Adadelta", lambda p, lr: torch.optim.Adadelta(p, lr=lr), "https://arxiv.org/abs/1212.5701"
@@ -411,7 +413,6 @@ def train_mlp(
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
     dev_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed + 7919)
     params = [p.contiguous() for p in init_mlp_parameters(d, model_config, gen, device)]
-    opt = OPTIMIZERS.get(train_config.optimizer).factory(params, train_config.lr)
     XT = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device).to(dtype)
     yT = torch.as_tensor(np.asarray(y).reshape(1, -1), dtype=torch.float32, device=device).to(dtype)
     bs = n if train_config.batch_size in (0, None) or train_config.batch_size >= n else train_config.batch_size
@@ -436,6 +437,12 @@ def train_mlp(
     if plan is not None:
         for p, g in zip(params, plan.grads):
             p.grad = g
+    # The optimizer: compiled too beside the compiled step where the registry has one (Adam), else PyTorch's.
+    opt_spec = OPTIMIZERS.get(train_config.optimizer)
+    if plan is not None and opt_spec.native is not None:
+        opt: torch.optim.Optimizer | native.Optimizer = native.Optimizer(lib, params, opt_spec.native, train_config.lr)
+    else:
+        opt = opt_spec.factory(params, train_config.lr)
     start = time.perf_counter()
     snapshot(0)
     with torch.no_grad():

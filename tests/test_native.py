@@ -10,7 +10,7 @@ import torch
 
 from chaosmining import native
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig
-from chaosmining.training import LOSSES, TrainConfig, mlp_loss_and_grads, train_mlp
+from chaosmining.training import LOSSES, OPTIMIZERS, TrainConfig, mlp_loss_and_grads, train_mlp
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
 
@@ -127,6 +127,40 @@ def test_a_step_plan_reads_parameters_updated_in_place_and_reuses_its_gradients(
         assert value == pytest.approx(float(ref), rel=1e-5)
         for g, r in zip(grads, ref_grads):
             torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=2e-5)
+
+
+@needs_compiler
+def test_the_compiled_adam_follows_pytorchs_adam_over_many_steps():
+    lib = native.kernels()
+    gen = torch.Generator().manual_seed(1)
+    ours = [torch.randn(shape, generator=gen) for shape in [(7, 5), (7,), (1, 7), (1,)]]
+    theirs = [p.clone() for p in ours]
+    mine, ref = native.Optimizer(lib, ours, OPTIMIZERS.get("adam").native, 1e-2), torch.optim.Adam(theirs, lr=1e-2)
+    for _ in range(300):
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn(a.shape, generator=gen) * 0.1
+            b.grad = a.grad.clone()
+        mine.step()
+        ref.step()
+    for a, b, (m, v) in zip(ours, theirs, mine.state):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(m, ref.state[b]["exp_avg"], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(v, ref.state[b]["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="grad"):
+        ours[0].grad = None
+        mine.step()
+
+
+@needs_compiler
+@pytest.mark.parametrize(("optimizer", "compiled"), [("adam", True), ("sgd", False)])
+def test_the_trainer_uses_the_compiled_optimizer_where_the_registry_has_one(monkeypatch, optimizer, compiled):
+    calls = []
+    step = native.Optimizer.step
+    monkeypatch.setattr(native.Optimizer, "step", lambda self: calls.append(1) or step(self))
+    X, y = _toy(n=100)
+    res = train_mlp(X, y, MLPConfig(width=8, depth=2), TrainConfig(epochs=20, optimizer=optimizer), seed=0)
+    assert len(calls) == (20 if compiled else 0)
+    assert np.isfinite(res.loss_values).all()
 
 def _toy(n=400, d=6, seed=0):
     rng = np.random.default_rng(seed)

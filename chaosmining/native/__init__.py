@@ -44,6 +44,7 @@ __all__ = [
     "prepare_in_background",
     "mlp_step",
     "StepPlan",
+    "Optimizer",
     "block_columns",
 ]
 
@@ -133,6 +134,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.cm_mlp_step.restype = ctypes.c_double
     lib.cm_work_size.argtypes = [i, p, i, i]
     lib.cm_work_size.restype = i
+    d = ctypes.c_double
+    lib.cm_optimizer_step.argtypes = [ctypes.c_int, i, p, p, p, p, p, d, d, d, d, i]
+    lib.cm_optimizer_step.restype = None
 
 
 _L2_BYTES: int | None = None
@@ -209,6 +213,46 @@ class StepPlan:
         )  # fmt: skip
 
 
+class Optimizer:
+    """A compiled optimizer step over float32 CPU parameters, in place, from their ``.grad``: one call for
+    all tensors instead of PyTorch's dispatch (0.4 of the 12 ms of a paper-default epoch on this machine).
+
+    ``code`` is the C file's (``OptimizerSpec.native``): 0 is ``torch.optim.Adam(params, lr)`` (betas
+    0.9 and 0.999, eps 1e-8, no weight decay, no amsgrad), the same arithmetic as PyTorch's fused CPU
+    kernel, up to float rounding. Like a ``torch.optim.Optimizer``, :meth:`step` reads ``p.grad``.
+    """
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        params: list[torch.Tensor],
+        code: int,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
+            raise ValueError("The compiled optimizer takes contiguous float32 CPU parameters.")
+        self.lib, self.params, self.code = lib, list(params), code
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]  # Adam's m and v
+        self.steps = 0
+        self._c_sizes = (ctypes.c_int64 * len(self.params))(*[p.numel() for p in self.params])
+        self._c_p = _pointers(self.params)
+        self._c_m = _pointers([m for m, _ in self.state])
+        self._c_v = _pointers([v for _, v in self.state])
+
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        if any(g is None or not g.is_contiguous() or g.dtype != torch.float32 for g in grads):
+            raise ValueError("Every parameter needs a contiguous float32 .grad before an optimizer step.")
+        self.steps += 1
+        self.lib.cm_optimizer_step(
+            self.code, len(self.params), self._c_sizes, self._c_p, _pointers(grads), self._c_m, self._c_v,
+            self.lr, self.betas[0], self.betas[1], self.eps, self.steps,
+        )  # fmt: skip
+
+
 def _pointers(ts: list[torch.Tensor]) -> ctypes.Array:
     return (ctypes.c_void_p * len(ts))(*[t.data_ptr() for t in ts])
 
@@ -246,7 +290,7 @@ def _self_check(lib: ctypes.CDLL) -> str | None:
     1.2e-6 from the float64 value (the compiled one by up to 5e-7).
     """
     from ..models.mlp import ACTIVATIONS
-    from ..training import LOSSES  # late: the training module imports this one
+    from ..training import LOSSES, OPTIMIZERS  # late: the training module imports this one
 
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(3, 257, generator=gen) * 4
@@ -288,6 +332,20 @@ def _self_check(lib: ctypes.CDLL) -> str | None:
         for g, r in zip(grads, ref_grads):
             if not torch.allclose(g.double(), r, rtol=1e-4, atol=1e-5):
                 return "the compiled step's gradients disagree with autograd's"
+    # Every compiled optimizer against its registered PyTorch one, a few steps on the same gradients.
+    for name, spec in OPTIMIZERS.items():
+        if spec.native is None:
+            continue
+        ours, theirs = [p.clone() for p in params], [p.clone() for p in params]
+        opt_ours, opt_theirs = Optimizer(lib, ours, spec.native, 1e-2), spec.factory(theirs, 1e-2)
+        for _ in range(4):
+            for a, b in zip(ours, theirs):
+                a.grad = torch.randn(a.shape, generator=gen)
+                b.grad = a.grad.clone()
+            opt_ours.step()
+            opt_theirs.step()
+        if not all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(ours, theirs)):
+            return f"the compiled {name} optimizer disagrees with PyTorch's"
     return None
 
 

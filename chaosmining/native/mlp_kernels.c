@@ -583,3 +583,33 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
         total += lanes[k].total;
     return total * s.inv_n;
 }
+
+/* ---- The optimizer's step, in place over all of the MLP's tensors in one call ---------------------- */
+
+enum { OPT_ADAM = 0 };
+
+/* One step of `opt` on `count` float32 tensors of sizes[i] elements: parameters p, gradients g and the
+ * optimizer's state m, v. OPT_ADAM is torch.optim.Adam without weight decay or amsgrad, in the order of
+ * PyTorch's fused CPU kernel: m = m + (1 - beta1) (g - m) (its lerp), v = beta2 v + (1 - beta2) g^2,
+ * p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps); `step` counts from 1. */
+void cm_optimizer_step(int opt, int64_t count, const int64_t *sizes, float *const *p, const float *const *g,
+                       float *const *m, float *const *v, double lr, double beta1, double beta2, double eps,
+                       int64_t step) {
+    if (opt != OPT_ADAM)
+        return;
+    const float step_size = (float)(lr / (1.0 - pow(beta1, (double)step)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)step));
+    const float c1 = (float)(1.0 - beta1), b2 = (float)beta2, c2 = (float)(1.0 - beta2), e = (float)eps;
+    for (int64_t t = 0; t < count; t++) {
+        float *restrict pt = p[t], *restrict mt = m[t], *restrict vt = v[t];
+        const float *restrict gt = g[t];
+        for (int64_t j = 0; j < sizes[t]; j++) {
+            const float gj = gt[j];
+            const float mj = fmaf(c1, gj - mt[j], mt[j]);
+            const float vj = vt[j] * b2 + c2 * gj * gj;
+            mt[j] = mj;
+            vt[j] = vj;
+            pt[j] -= step_size * mj / (sqrtf(vj) / bc2_sqrt + e);
+        }
+    }
+}
