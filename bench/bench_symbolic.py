@@ -10,6 +10,11 @@ backward: the weight gradients, 2*N*sum(in*out), plus the input gradients of eve
 2*N*sum(in*out) over those layers), and divided by the rate of a large single-thread float32 matrix
 product measured in the same run, interleaved with the training runs. The ratio ours/bound is what the
 issue asks for (target <= 1.5); autograd + nn.Sequential (the original code's path) is timed beside it.
+Two bounds: the faster of two products just before and after each run (the machine's best: strict), and
+a paired one, a product after every ``--segment`` epochs of a second identical run, each segment
+bounded by the product timed right after it, the products' time taken out (what the machine delivered
+in those seconds: this shared VM's speed moves by a third within seconds, so the strict ratio of a
+15 s run scatters by as much).
 """
 
 from __future__ import annotations
@@ -90,6 +95,42 @@ def autograd_reference(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, epochs: int
     return time.perf_counter() - t
 
 
+class PairedBound:
+    """A training monitor that times one 2048-wide product after every ``segment`` epochs, so that each
+    segment's bound is measured in the same seconds as the segment (this shared VM's speed moves within
+    seconds: the step and a product in adjacent half-second windows keep a steady ratio while both move
+    by a third). The bursts' own time is subtracted from the training's."""
+
+    def __init__(self, flops_per_epoch: float, segment: int, epochs: int, dtype: torch.dtype, device: str) -> None:
+        dev = torch.device(device)
+        self.n = 8192 if dev.type == "cuda" else 2048
+        self.a = torch.randn(self.n, self.n, dtype=dtype, device=dev)
+        self.b = torch.randn(self.n, self.n, dtype=dtype, device=dev)
+        self.a @ self.b
+        self.dev, self.flops, self.segment, self.epochs = dev, flops_per_epoch, segment, epochs
+        self.last, self.burst_s, self.bound_s, self.rates = 0, 0.0, 0.0, []
+
+    def on_progress(self, epoch: int, loss: float) -> None:
+        if epoch - self.last < self.segment and epoch != self.epochs:
+            return
+        synchronize(self.dev)
+        t = time.perf_counter()
+        self.a @ self.b
+        synchronize(self.dev)
+        dt = time.perf_counter() - t
+        rate = 2 * self.n**3 / dt
+        self.rates.append(rate / 1e9)
+        self.bound_s += (epoch - self.last) * self.flops / rate
+        self.burst_s += dt
+        self.last = epoch
+
+    def on_snapshot(self, epoch: int, model: torch.nn.Module) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
 def bench_bound(args: argparse.Namespace) -> dict:
     configure_threads(1)
     ds = make_symbolic_data(SymbolicDataConfig(formula=args.formula), seed=0)
@@ -106,9 +147,23 @@ def bench_bound(args: argparse.Namespace) -> dict:
         )
         rate = max(rate_before, rate_after)
         bound = flops / (rate * 1e9)
-        rows.append({"ours_s": ours, "autograd_s": ref, "bound_s": bound, "matmul_gflops": rate})
+        paired = PairedBound(flops / tc.epochs, args.segment, tc.epochs, dtype, args.device)
+        run = train_mlp(ds.X_train, ds.y_train, cfg, tc, seed=rep, device=args.device, monitor=paired)
+        ours_paired = run.seconds - paired.burst_s
+        rows.append(
+            {
+                "ours_s": ours,
+                "autograd_s": ref,
+                "bound_s": bound,
+                "matmul_gflops": rate,
+                "ours_paired_s": ours_paired,
+                "paired_bound_s": paired.bound_s,
+                "paired_ratio": ours_paired / paired.bound_s,
+            }
+        )
         print(
-            f"  run {rep}: ours {ours:.2f} s, autograd {ref:.2f} s, bound {bound:.2f} s ({rate:.0f} GFLOP/s matmul) -> ours/bound {ours / bound:.2f}",
+            f"  run {rep}: ours {ours:.2f} s, autograd {ref:.2f} s, bound {bound:.2f} s ({rate:.0f} GFLOP/s matmul) -> ours/bound {ours / bound:.2f}; "
+            f"paired: ours {ours_paired:.2f} s, bound {paired.bound_s:.2f} s (products {min(paired.rates):.0f}-{max(paired.rates):.0f} GFLOP/s) -> {ours_paired / paired.bound_s:.2f}",
             flush=True,
         )
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -122,6 +177,8 @@ def bench_bound(args: argparse.Namespace) -> dict:
         "features": ds.n_features,
         "gflop": flops / 1e9,
         "ours_over_bound": statistics.median(r["ours_s"] / r["bound_s"] for r in rows),
+        "ours_over_paired_bound": statistics.median(r["paired_ratio"] for r in rows),
+        "paired_segment_epochs": args.segment,
         "autograd_over_ours": statistics.median(r["autograd_s"] / r["ours_s"] for r in rows),
         **{f"median_{k}": v for k, v in med.items()},
         "machine": machine(),
@@ -269,6 +326,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--precision", default="fp32", help="fp32 (the paper) or bf16 (mixed precision)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--segment", type=int, default=100, help="bound: epochs between the paired products")
     p.add_argument("--no-reference", dest="reference", action="store_false")
     p.add_argument("--seeds", default="0")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
