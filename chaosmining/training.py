@@ -178,7 +178,7 @@ for _p in (
         "bfloat16 products, float32 weights",
         torch.bfloat16,
         "Products and activations in bfloat16 (8-bit mantissa) with float32 accumulation, float32 weights and "
-        "optimizer: 1.6x faster than float32 in PyTorch's operators on an AMX CPU, but only 1.1x faster than the "
+        "optimizer: 1.6x faster than float32 in PyTorch's operators on an AMX CPU, but 1.2x slower than the "
         "compiled float32 step the CPU trainer uses where it can; needs AVX512-BF16/AMX or an Ampere+ GPU. "
         "Results move slightly (the paper's Figure 7 run kept other features on formula 12): for what-ifs.",
         speedup=1.6,
@@ -189,10 +189,10 @@ for _p in (
 _OWNER = "TrainConfig"
 
 # Multiply-accumulates per second of MLP training on one core of the project's 2-core AVX-512 machine, for
-# time estimates: PyTorch's operators in float32 (about 40 GFLOP/s), and the compiled step (about 90 GFLOP/s
-# with two busy workers; 100+ alone).
+# time estimates: PyTorch's operators in float32 (about 40 GFLOP/s), and the compiled step with the compiled
+# Adam (about 110 GFLOP/s with two busy workers; 125 alone).
 TORCH_MACS_PER_SECOND = 2e10
-NATIVE_MACS_PER_SECOND = 4.5e10
+NATIVE_MACS_PER_SECOND = 5.5e10
 
 
 def training_macs_per_second(precision: str = "fp32") -> float:
