@@ -144,7 +144,7 @@ def device_info() -> DeviceInfo:
         gpu_name=torch.cuda.get_device_name(0) if cuda else None,
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
-        cpu_trainer=f"compiled MLP step ({st.detail})" if st.available else f"PyTorch operators: {st.detail}",
+        cpu_trainer=f"compiled MLP step and Adam ({st.detail})" if st.available else f"PyTorch operators: {st.detail}",
     )
 
 
