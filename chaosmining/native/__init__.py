@@ -7,7 +7,9 @@ blocks' gradients add up to the full-batch gradient. The products are register-t
 MLP's thin shapes (a 100 x 100 weight against a block), the elementwise work (bias, activation and its
 derivative from one exponential, the backward through it with the bias gradient, the scalar output
 and the loss) is fused into single passes. With PyTorch's eager operators the same step streams every
-3 MB activation through memory about ten times and MKL packs both operands of every product.
+3 MB activation through memory about ten times and MKL packs both operands of every product. A trainer
+binds the step to its parameters once (:class:`StepPlan`), and :class:`Optimizer` does Adam's update of all
+of them in one call (PyTorch's fused Adam costs 0.4 ms of a 12 ms epoch in dispatch and cache misses).
 
 The C file is compiled once per machine with ``-march=native`` into ``$CHAOSMINING_NATIVE_DIR`` or
 ``~/.cache/chaosmining/native`` (``$XDG_CACHE_HOME`` respected; an atomic rename, so concurrent first uses
