@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -200,10 +202,25 @@ def test_the_build_is_atomic_and_reused(fresh_native, tmp_path):
     assert native.kernels() is not None
     built = list((tmp_path / "native").iterdir())
     assert len(built) == 1 and built[0].suffix == ".so" and not built[0].name.startswith(".")
-    stamp = built[0].stat().st_mtime_ns
+    inode = built[0].stat().st_ino
     native.reset()
     assert native.kernels() is not None
-    assert [p.stat().st_mtime_ns for p in (tmp_path / "native").iterdir()] == [stamp]
+    assert [p.stat().st_ino for p in (tmp_path / "native").iterdir()] == [inode]  # reused, not rebuilt
+
+
+def test_a_new_build_prunes_builds_unused_for_a_month_and_stale_temporaries(fresh_native, tmp_path):
+    folder = tmp_path / "native"
+    folder.mkdir()
+    old, recent, stale_tmp = folder / "mlp_kernels-0ld.so", folder / "mlp_kernels-2ecent.so", folder / ".build-x.so"
+    for path, days in ((old, native.PRUNE_AFTER_DAYS + 1), (recent, 2), (stale_tmp, 2)):
+        path.write_bytes(b"")
+        stamp = time.time() - days * 86400
+        os.utime(path, (stamp, stamp))
+    fresh_native.setenv(native.NATIVE_DIR_ENV, str(folder))
+    assert native.kernels() is not None
+    names = sorted(p.name for p in folder.iterdir())
+    assert recent.name in names and old.name not in names and stale_tmp.name not in names
+    assert len(names) == 2  # the recent one and the new build
 
 
 def test_block_columns_fit_the_cache_in_multiples_of_16():

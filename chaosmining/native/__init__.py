@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,10 @@ def _build(cc: str, folder: Path) -> Path:
     key = hashlib.sha256(b"\0".join([source, flags, version.encode(), _machine_signature().encode()])).hexdigest()[:16]
     target = folder / f"mlp_kernels-{key}.so"
     if target.exists():
+        try:
+            os.utime(target)  # its modification time is its last use: what pruning goes by
+        except OSError:
+            pass
         return target
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
@@ -120,12 +125,30 @@ def _build(cc: str, folder: Path) -> Path:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
             if proc.returncode == 0:
                 os.replace(tmp, target)  # atomic: another process sees no library or a whole one
+                _prune(folder, target)
                 return target
             errors.append(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     raise RuntimeError(f"{cc} could not compile {SOURCE.name}: {'; '.join(errors)}")
+
+
+PRUNE_AFTER_DAYS = 30  # builds unused this long go when a new one is made (other versions, other CPUs)
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """Remove builds not used for :data:`PRUNE_AFTER_DAYS` days and temporary files a killed build left
+    (older than a day). A process that still has a removed library loaded keeps its mapping."""
+    now = time.time()
+    for path, age in [(p, PRUNE_AFTER_DAYS * 86400) for p in folder.glob("mlp_kernels-*.so")] + [
+        (p, 86400) for p in folder.glob(".build-*")
+    ]:
+        try:
+            if path != keep and now - path.stat().st_mtime > age:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def _declare(lib: ctypes.CDLL) -> None:
