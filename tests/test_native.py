@@ -151,6 +151,10 @@ def test_the_compiled_adam_follows_pytorchs_adam_over_many_steps():
     with pytest.raises(ValueError, match="grad"):
         ours[0].grad = None
         mine.step()
+    with pytest.raises(ValueError, match="code 7"):
+        native.Optimizer(lib, ours, 7, 1e-3)
+    with pytest.raises(ValueError, match="contiguous"):  # a copy would miss the optimizer's in-place updates
+        native.StepPlan(lib, [ours[0].T, ours[1], ours[2], ours[3]], 0, 0)
 
 
 @needs_compiler

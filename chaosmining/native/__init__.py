@@ -61,6 +61,7 @@ SOURCE = Path(__file__).with_name("mlp_kernels.c")
 COMMON_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-pthread", "-shared", "-fPIC"]
 FLAG_SETS = (["-march=native", "-mprefer-vector-width=512"], ["-march=native"])
 MAX_LAYERS = 64  # the C step's limit on hidden layers (MLPConfig allows 32)
+OPTIMIZER_CODES = {0: "adam"}  # cm_optimizer_step's codes (OptimizerSpec.native)
 MAX_THREADS = 4  # the C step's LANES: its partial sums, so results do not depend on the thread count
 
 
@@ -194,9 +195,11 @@ class StepPlan:
     """
 
     def __init__(self, lib: ctypes.CDLL, params: list[torch.Tensor], activation: int, loss: int) -> None:
+        if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
+            # a copy would not see the optimizer's in-place updates
+            raise ValueError("The compiled step takes contiguous float32 CPU parameters.")
         self.lib, self.activation, self.loss = lib, activation, loss
-        self.Ws = [W.contiguous() for W in params[0::2]]
-        self.bs = [b.contiguous() for b in params[1::2]]
+        self.Ws, self.bs = list(params[0::2]), list(params[1::2])
         self.n_hidden = len(self.Ws) - 1
         if not 1 <= self.n_hidden <= MAX_LAYERS:
             raise ValueError(f"The compiled step takes 1 to {MAX_LAYERS} hidden layers; got {self.n_hidden}.")
@@ -258,6 +261,8 @@ class Optimizer:
     ) -> None:
         if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
             raise ValueError("The compiled optimizer takes contiguous float32 CPU parameters.")
+        if code not in OPTIMIZER_CODES:
+            raise ValueError(f"Unknown compiled optimizer code {code!r}; known: {OPTIMIZER_CODES}.")
         self.lib, self.params, self.code = lib, list(params), code
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         self.state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]  # Adam's m and v
@@ -302,7 +307,7 @@ def mlp_step(
     any number of threads (fixed partial sums), so a worker lent an idle core stays reproducible.
     A training loop builds a :class:`StepPlan` once instead.
     """
-    plan = StepPlan(lib, params, activation, loss)
+    plan = StepPlan(lib, [p.contiguous() for p in params], activation, loss)
     value = plan(XT, yT, dropout_mask, block=block, threads=threads)
     return torch.tensor(value, dtype=torch.float32), plan.grads
 
