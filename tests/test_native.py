@@ -109,7 +109,6 @@ def test_trainer_dispatches_float32_cpu_to_the_compiled_step_and_agrees_with_pyt
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-
 @needs_compiler
 def test_a_step_plan_reads_parameters_updated_in_place_and_reuses_its_gradients():
     # A training loop binds p.grad to the plan's tensors once; each call must see the optimizer's in-place
@@ -167,6 +166,7 @@ def test_the_trainer_uses_the_compiled_optimizer_where_the_registry_has_one(monk
     res = train_mlp(X, y, MLPConfig(width=8, depth=2), TrainConfig(epochs=20, optimizer=optimizer), seed=0)
     assert len(calls) == (20 if compiled else 0)
     assert np.isfinite(res.loss_values).all()
+
 
 def _toy(n=400, d=6, seed=0):
     rng = np.random.default_rng(seed)
