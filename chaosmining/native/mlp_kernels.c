@@ -305,6 +305,16 @@ static void transpose(const float *restrict S, int64_t lds, int64_t rows, int64_
 
 /* ---- One training step of the whole MLP, over column blocks that stay in the L2 cache -------------- */
 
+/* Columns c0 .. c0 + c of S (rows x ..., row stride lds) into D (row stride ldd), zeros up to column cp. */
+static void copy_block(const float *restrict S, int64_t lds, int64_t rows, int64_t c0, int64_t c, int64_t cp,
+                       float *restrict D, int64_t ldd) {
+    for (int64_t i = 0; i < rows; i++) {
+        memcpy(D + i * ldd, S + i * lds + c0, sizeof(float) * c);
+        if (cp != c)
+            memset(D + i * ldd + c, 0, sizeof(float) * (cp - c));
+    }
+}
+
 enum { LOSS_MSE = 0, LOSS_BCE = 1 };
 
 /* Loss of one block of predictions p (replaced by dL/dp) against targets y; returns the block's summed loss. */
@@ -339,7 +349,7 @@ typedef struct { /* one call's inputs */
 } Step;
 
 typedef struct { /* a thread's scratch space for one block */
-    float *H[MAX_LAYERS], *D[MAX_LAYERS], *GZ, *GA, *P, *T, *Xtail, *Mtail;
+    float *H[MAX_LAYERS], *D[MAX_LAYERS], *GZ, *GA, *P, *T, *Xblock, *Mtail;
 } Scratch;
 
 typedef struct { /* a lane's partial sums over its range of blocks */
@@ -390,29 +400,18 @@ static void run_lane(const Step *s, const Scratch *w, Lane *lane) {
         const int64_t c0 = blk * block;
         const int64_t c = s->n - c0 < block ? s->n - c0 : block; /* real samples in this block */
         const int64_t cp = PAD(c);                                /* columns computed */
-        const float *xb = s->x + c0, *mk = s->mask == NULL ? NULL : s->mask + c0;
-        int64_t ldxb = s->ldx, ldmb = s->ldm;
         /* the inputs are copied into contiguous rows (read in place, their rows lie n floats apart: a TLB
-         * miss per row), the partial last block with zero padding */
-        for (int64_t i = 0; i < dims[0]; i++) {
-            memcpy(w->Xtail + i * block, s->x + i * s->ldx + c0, sizeof(float) * c);
-            if (cp != c)
-                memset(w->Xtail + i * block + c, 0, sizeof(float) * (cp - c));
-        }
-        xb = w->Xtail;
-        ldxb = block;
-        if (cp != c) {
-            if (mk != NULL) {
-                for (int64_t i = 0; i < dims[L]; i++) {
-                    memcpy(w->Mtail + i * block, s->mask + i * s->ldm + c0, sizeof(float) * c);
-                    memset(w->Mtail + i * block + c, 0, sizeof(float) * (cp - c));
-                }
-                mk = w->Mtail;
-                ldmb = block;
-            }
+         * miss per row), the partial last block with zero padding, as is the mask of a partial block */
+        const float *xb = w->Xblock, *mk = s->mask == NULL ? NULL : s->mask + c0;
+        int64_t ldmb = s->ldm;
+        copy_block(s->x, s->ldx, dims[0], c0, c, cp, w->Xblock, block);
+        if (cp != c && mk != NULL) {
+            copy_block(s->mask, s->ldm, dims[L], c0, c, cp, w->Mtail, block);
+            mk = w->Mtail;
+            ldmb = block;
         }
         const float *prev = xb;
-        int64_t ld_prev = ldxb;
+        int64_t ld_prev = block;
         for (int64_t l = 0; l < L; l++) { /* H[l] = act(W[l] prev + b[l]), D[l] = act'(...) */
             mm_nn(dims[l + 1], dims[l], cp, s->W[l], dims[l], 1, prev, ld_prev, w->H[l], block, 0);
             bias_act(w->H[l], s->b[l], w->D[l], dims[l + 1], cp, block, s->act);
@@ -462,7 +461,7 @@ static void run_lane(const Step *s, const Scratch *w, Lane *lane) {
                 grad_act(GA, NULL, NULL, NULL, 0, w->D[l], GZ, lane->gb[l], dims[l + 1], cp, block);
             /* GW[l] += GZ in^T, as GZ (scalars) times in^T (rows): the input block transposed once */
             const float *in = l > 0 ? w->H[l - 1] : xb;
-            transpose(in, l > 0 ? block : ldxb, dims[l], cp, w->T, PAD(dims[l]));
+            transpose(in, block, dims[l], cp, w->T, PAD(dims[l]));
             mm_nn(dims[l + 1], cp, PAD(dims[l]), GZ, block, 1, w->T, PAD(dims[l]), lane->GW[l], PAD(dims[l]), 1);
             if (l > 0) /* GA = W[l]^T GZ */
                 mm_nn(dims[l], dims[l + 1], cp, s->W[l], 1, dims[l], GZ, block, GA, block, 0);
@@ -550,8 +549,8 @@ double cm_mlp_step(int64_t L, const int64_t *dims, const float *const *W, const 
         sc->GA = sc->GZ + s.maxw * block;
         sc->P = sc->GA + s.maxw * block;
         sc->T = sc->P + block;
-        sc->Xtail = sc->T + s.max_in * block;
-        sc->Mtail = sc->Xtail + dims[0] * block;
+        sc->Xblock = sc->T + s.max_in * block;
+        sc->Mtail = sc->Xblock + dims[0] * block;
         if (t > 0) /* a thread that cannot start leaves its lanes to the calling thread */
             started[t] = pthread_create(&tids[t], NULL, run_job, &jobs[t]) == 0;
     }
