@@ -6,8 +6,8 @@ The same trainer fits binary classifiers (the paper's RFEwNA classification task
 The hot loop is a hand-written forward/backward over the MLP's weight tensors (no autograd graph), in
 a feature-major layout (a sample per column). On a CPU in float32 it runs as one compiled call per step
 (:mod:`chaosmining.native`: cache-sized blocks of samples, fused elementwise work, register-tiled
-products): on this project's 2-core AVX-512 machine the step alone runs at 1.2-1.3x the floating-point
-bound of its work and a whole training run at 1.3-1.7x (a shared VM), against 2.3-2.7x for the same
+products; with Adam compiled too): on this project's 2-core AVX-512 machine a whole training run takes
+1.2-1.7x the floating-point bound of its work (median 1.37; a shared VM), against 2.3-2.7x for the same
 computation in PyTorch's eager operators. Elsewhere (CUDA, bfloat16, float64, or no C compiler) the
 same computation runs in PyTorch's operators.
 ``tests/test_training.py`` and ``tests/test_native.py`` check both against autograd for every
@@ -432,7 +432,7 @@ def train_mlp(
 
     # Float32 on a CPU: the compiled step, bound once to the parameters; its gradient tensors are
     # overwritten in place by every call, so they are the parameters' .grad for the whole run.
-    lib = _native_kernels([*params, XT, yT], act, loss_spec) if dtype == torch.float32 else None
+    lib = _native_kernels([*params, XT, yT], act, loss_spec)  # None for bf16 (XT) or CUDA
     plan = None if lib is None else native.StepPlan(lib, params, act.native, loss_spec.native)
     if plan is not None:
         for p, g in zip(params, plan.grads):

@@ -212,6 +212,7 @@ def test_the_build_is_atomic_and_reused(fresh_native, tmp_path):
     assert [p.stat().st_ino for p in (tmp_path / "native").iterdir()] == [inode]  # reused, not rebuilt
 
 
+@needs_compiler
 def test_a_new_build_prunes_builds_unused_for_a_month_and_stale_temporaries(fresh_native, tmp_path):
     folder = tmp_path / "native"
     folder.mkdir()

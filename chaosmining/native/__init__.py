@@ -195,9 +195,7 @@ class StepPlan:
     """
 
     def __init__(self, lib: ctypes.CDLL, params: list[torch.Tensor], activation: int, loss: int) -> None:
-        if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
-            # a copy would not see the optimizer's in-place updates
-            raise ValueError("The compiled step takes contiguous float32 CPU parameters.")
+        _check_parameters(params, "step")
         self.lib, self.activation, self.loss = lib, activation, loss
         self.Ws, self.bs = list(params[0::2]), list(params[1::2])
         self.n_hidden = len(self.Ws) - 1
@@ -259,8 +257,7 @@ class Optimizer:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
-        if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
-            raise ValueError("The compiled optimizer takes contiguous float32 CPU parameters.")
+        _check_parameters(params, "optimizer")
         if code not in OPTIMIZER_CODES:
             raise ValueError(f"Unknown compiled optimizer code {code!r}; known: {OPTIMIZER_CODES}.")
         self.lib, self.params, self.code = lib, list(params), code
@@ -281,6 +278,13 @@ class Optimizer:
             self.code, len(self.params), self._c_sizes, self._c_p, _pointers(grads), self._c_m, self._c_v,
             self.lr, self.betas[0], self.betas[1], self.eps, self.steps,
         )  # fmt: skip
+
+
+def _check_parameters(params: list[torch.Tensor], what: str) -> None:
+    """The compiled step and optimizer read and write parameters in place through their storage (a
+    contiguous copy would not see the other's updates): float32, contiguous, on the CPU."""
+    if not all(p.dtype == torch.float32 and p.device.type == "cpu" and p.is_contiguous() for p in params):
+        raise ValueError(f"The compiled {what} takes contiguous float32 CPU parameters.")
 
 
 def _pointers(ts: list[torch.Tensor]) -> ctypes.Array:
