@@ -46,8 +46,8 @@ compiler:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing Debian's gcc..."; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null) || \
-		echo "note: gcc could not be installed (the MLPs then train in PyTorch's operators, about 1.6x slower)"; \
-	else echo "note: no C compiler (apt-get install gcc): the MLPs train in PyTorch's operators, about 1.6x slower"; fi
+		echo "note: gcc could not be installed (the MLPs then train in PyTorch's operators, about 1.7x slower)"; \
+	else echo "note: no C compiler (apt-get install gcc): the MLPs train in PyTorch's operators, about 1.7x slower"; fi
 
 run: setup
 	@$(MAKE) --no-print-directory chromium || echo "note: continuing without chromium (PNG/SVG export disabled)"

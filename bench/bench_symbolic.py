@@ -54,14 +54,23 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}, load {load[0]:.2f}/{load[1]:.2f}, torch {torch.__version__}"
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
-    """Rate of a large square product on ``device`` (on CUDA: 8192-wide, TF32 off as in training)."""
+def square_operands(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two operands of the large square product that stands for the bound (2048-wide; 8192 on CUDA, TF32 off
+    as in training), after one warm-up product."""
     dev = torch.device(device)
-    if dev.type == "cuda":
-        n, reps = 8192, 20
+    n = 8192 if dev.type == "cuda" else 2048
     a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
     a @ b
     synchronize(dev)
+    return a, b
+
+
+def matmul_gflops(reps: int = 5, dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
+    """Rate of the large square product on ``device`` (:func:`square_operands`), ``reps`` times (20 on CUDA)."""
+    dev = torch.device(device)
+    a, b = square_operands(dtype, device)
+    n = a.shape[0]
+    reps = 20 if dev.type == "cuda" else reps
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
@@ -102,12 +111,9 @@ class PairedBound:
     by a third). The bursts' own time is subtracted from the training's."""
 
     def __init__(self, flops_per_epoch: float, segment: int, epochs: int, dtype: torch.dtype, device: str) -> None:
-        dev = torch.device(device)
-        self.n = 8192 if dev.type == "cuda" else 2048
-        self.a = torch.randn(self.n, self.n, dtype=dtype, device=dev)
-        self.b = torch.randn(self.n, self.n, dtype=dtype, device=dev)
-        self.a @ self.b
-        self.dev, self.flops, self.segment, self.epochs = dev, flops_per_epoch, segment, epochs
+        self.a, self.b = square_operands(dtype, device)
+        self.n = self.a.shape[0]
+        self.dev, self.flops, self.segment, self.epochs = torch.device(device), flops_per_epoch, segment, epochs
         self.last, self.burst_s, self.bound_s, self.rates = 0, 0.0, 0.0, []
 
     def on_progress(self, epoch: int, loss: float) -> None:
