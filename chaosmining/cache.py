@@ -53,6 +53,12 @@ def default_cache_root() -> Path:
     return Path(__file__).resolve().parent.parent / "cache"
 
 
+def _tmp_name(key: str) -> str:
+    """A private build folder's name; it carries the writer's pid so that the folders of a process
+    that died can be removed at once (:meth:`Cache.sweep_process`)."""
+    return f".tmp-{key}-p{os.getpid()}-{uuid.uuid4().hex}"
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -110,7 +116,7 @@ class Cache:
                 continue
             d = self._dir(kind)
             d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f".tmp-{key}-{uuid.uuid4().hex}"
+            tmp = d / _tmp_name(key)
             shutil.copytree(src, tmp)
             try:
                 os.rename(tmp, self.path(kind, key))
@@ -185,7 +191,7 @@ class Cache:
         """
         d = self._dir(kind)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".tmp-{key}-{uuid.uuid4().hex}"
+        tmp = d / _tmp_name(key)
         tmp.mkdir()
         try:
             meta = build(tmp) or {}
@@ -262,6 +268,18 @@ class Cache:
                 continue
             for p in kind_dir.iterdir():
                 if p.name.startswith((".tmp-", ".corrupt-")) and now - p.stat().st_mtime > older_than:
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def sweep_process(self, pid: int) -> int:
+        """Remove the build folders left by process ``pid`` (a worker that crashed or was ended)."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for kind_dir in self.root.iterdir():
+            if kind_dir.is_dir():
+                for p in kind_dir.glob(f".tmp-*-p{pid}-*"):
                     shutil.rmtree(p, ignore_errors=True)
                     removed += 1
         return removed

@@ -1,0 +1,186 @@
+"""The library's run kinds: each modality's experiment and each evaluation test, with what it costs.
+
+Memory estimates are peak bytes beyond a worker's baseline, from the configuration alone: the data
+(rows x features, images x canvas x canvas x channels, clips x channels x samples) in float32, the
+model's parameters with their gradients and Adam moments (counted on PyTorch's ``meta`` device, so
+nothing is allocated), and a working-set factor for activations and attribution batches. They are
+deliberately generous: admission must never let the machine swap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..data.audio import WORD_SETS
+from ..data.speech import CLIP_SAMPLES
+from ..evaluation import blur_bias, faithfulness, road, roar, sanity
+from ..evaluation.blur_bias import BlurConfig, run_blur
+from ..evaluation.common import MethodsConfig
+from ..evaluation.faithfulness import FaithfulnessConfig, run_faithfulness
+from ..evaluation.road import RoadConfig, run_road
+from ..evaluation.roar import RoarConfig, run_roar
+from ..evaluation.sanity import SanityConfig, run_sanity
+from ..experiments import audio, rfe, symbolic, vision
+from ..models.vision import ARCHITECTURES
+from .spec import RUN_KINDS, MemoryEstimate, RunKind
+
+__all__ = ["vision_model_parameters"]
+
+_MB = 2**20
+_F32 = 4
+_ADAM = 4  # parameter, gradient and two moments
+
+
+def _symbolic_memory(c: symbolic.SymbolicConfig, ev: Any) -> MemoryEstimate:
+    d = c.data
+    data = d.samples * (d.n_features + 1) * _F32 * 6  # arrays, tensors, attribution copies per method
+    params = (d.n_features * c.model.width + c.model.depth * c.model.width**2) * _F32 * _ADAM
+    return MemoryEstimate(int(data + params + 64 * _MB), "samples", "the number of samples or noise features")
+
+
+def _symbolic_seconds(c: symbolic.SymbolicConfig, ev: Any) -> float:
+    return 5.0 + 2e-9 * c.data.samples * (c.data.n_features + c.model.width) * c.model.width * c.train.epochs
+
+
+def vision_model_parameters(model: str, canvas: int, classes: int = 10) -> int:
+    """The number of parameters of architecture ``model`` at ``canvas`` px, counted without allocating."""
+    with torch.device("meta"):
+        net = ARCHITECTURES.get(model).build(classes, canvas)
+    return sum(p.numel() for p in net.parameters())
+
+
+def _vision_memory(c: vision.VisionConfig, ev: Any) -> MemoryEstimate:
+    d = c.data
+    images = d.train_size + d.val_size
+    pixels = d.canvas * d.canvas * 3
+    data = images * pixels * _F32
+    params = vision_model_parameters(c.model, d.canvas) * _F32 * _ADAM
+    activations = c.train.batch_size * pixels * _F32 * 24
+    return MemoryEstimate(
+        int(data + params + activations + 128 * _MB), "train_size", "the number of training images or the canvas"
+    )
+
+
+def _vision_seconds(c: vision.VisionConfig, ev: Any) -> float:
+    d = c.data
+    return 10.0 + 2e-8 * (d.train_size + d.val_size) * d.canvas**2 * c.train.epochs / 10
+
+
+def _audio_memory(c: audio.AudioConfig, ev: Any) -> MemoryEstimate:
+    d = c.data
+    per_class = (d.train_per_class or 170) + (d.test_per_class or 20)
+    clips = len(WORD_SETS[d.words]) * per_class
+    data = clips * d.channels * CLIP_SAMPLES * _F32 * 2  # clips and their composed batches
+    activations = c.train.batch_size * d.channels * CLIP_SAMPLES * _F32 * 16
+    return MemoryEstimate(
+        int(data + activations + 128 * _MB), "train_per_class", "the clips per word, the words or the channels"
+    )
+
+
+def _audio_seconds(c: audio.AudioConfig, ev: Any) -> float:
+    d = c.data
+    return (
+        20.0
+        + 1e-7 * len(WORD_SETS[d.words]) * (d.train_per_class or 170) * d.channels * CLIP_SAMPLES * c.train.epochs / 10
+    )
+
+
+_EVAL_MEMORY = {"tabular": 256 * _MB, "vision": 2048 * _MB, "audio": 2048 * _MB}
+
+
+def _eval_memory(c: MethodsConfig, ev: Any) -> MemoryEstimate:
+    return MemoryEstimate(_EVAL_MEMORY.get(c.task.spec.modality, 1024 * _MB), "task", "a tabular or quick task")
+
+
+def _eval_seconds(c: MethodsConfig, ev: Any) -> float:
+    return {"tabular": 20.0, "vision": 300.0, "audio": 300.0}.get(c.task.spec.modality, 120.0)
+
+
+def _rfe_memory(c: rfe.RFEConfig, ev: Any) -> MemoryEstimate:
+    samples = c.data.samples or 10_000
+    features = (c.data.noise_features or 100) + 16
+    return MemoryEstimate(int(samples * features * _F32 * 12 + 128 * _MB), "samples", "the number of rows")
+
+
+def _rfe_seconds(c: rfe.RFEConfig, ev: Any) -> float:
+    return 30.0 * max(1, len(c.selectors))
+
+
+def _evaluation(name: str, kind: str, config_type: type, perform: Any, title: str) -> RunKind:
+    return RunKind(
+        name=name,
+        perform=lambda config, ev, *, cache, device="auto", report=None, should_stop=None: perform(
+            config, cache=cache, report=report, should_stop=should_stop
+        ),
+        config_from=config_type.from_dict,
+        eval_from=None,
+        result_kind=kind,
+        result_key=lambda config, ev: config.config_hash,
+        memory=_eval_memory,
+        seconds=_eval_seconds,
+        describe=lambda config: f"{title}: {config.task.task}, {', '.join(config.methods)}",
+        uses_device=False,
+        modality="evaluation",
+    )
+
+
+for _kind in (
+    RunKind(
+        name="symbolic",
+        perform=symbolic.run_symbolic,
+        config_from=symbolic.SymbolicConfig.from_dict,
+        eval_from=symbolic.EvalConfig.from_dict,
+        result_kind=symbolic.RESULT_KIND,
+        result_key=symbolic._result_key,
+        memory=_symbolic_memory,
+        seconds=_symbolic_seconds,
+        describe=lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
+        modality="symbolic",
+    ),
+    RunKind(
+        name="vision",
+        perform=vision.run_vision,
+        config_from=vision.VisionConfig.from_dict,
+        eval_from=vision.VisionEvalConfig.from_dict,
+        result_kind=vision.RESULT_KIND,
+        result_key=vision.result_key,
+        memory=_vision_memory,
+        seconds=_vision_seconds,
+        describe=lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
+        modality="vision",
+    ),
+    RunKind(
+        name="audio",
+        perform=audio.run_audio,
+        config_from=audio.AudioConfig.from_dict,
+        eval_from=audio.AudioEvalConfig.from_dict,
+        result_kind=audio.RESULT_KIND,
+        result_key=audio.result_key,
+        memory=_audio_memory,
+        seconds=_audio_seconds,
+        describe=lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
+        modality="audio",
+    ),
+    RunKind(
+        name="rfe",
+        perform=lambda config, ev, *, cache, device="auto", report=None, should_stop=None: rfe.run_rfe(
+            config, cache=cache, device=device, report=report, should_stop=should_stop
+        ),
+        config_from=rfe.rfe_config_from_dict,
+        eval_from=None,
+        result_kind=rfe.RESULT_KIND,
+        result_key=lambda config, ev: config.config_hash,
+        memory=_rfe_memory,
+        seconds=_rfe_seconds,
+        describe=lambda c: f"feature selection: {c.data.task}, {', '.join(c.selectors)}",
+        modality="selection",
+    ),
+    _evaluation("roar", roar.KIND, RoarConfig, run_roar, "ROAR / KAR"),
+    _evaluation("road", road.KIND, RoadConfig, run_road, "ROAD"),
+    _evaluation("blur", blur_bias.KIND, BlurConfig, run_blur, "Blur bias"),
+    _evaluation("sanity", sanity.KIND, SanityConfig, run_sanity, "Sanity checks"),
+    _evaluation("faithfulness", faithfulness.KIND, FaithfulnessConfig, run_faithfulness, "Faithfulness"),
+):
+    RUN_KINDS.register(_kind.name, _kind)

@@ -1,0 +1,112 @@
+"""What a worker does with one run, wherever it runs (a local worker process or a Ray task).
+
+:func:`perform` rebuilds the specification from JSON (validating every config again), points the
+process's temporary files at a folder the driver owns (removed by the driver when the run ends, also
+after a crash), sets the torch thread count, and calls the kind's registered function with ``report``
+and ``should_stop``. It returns one of ``("done", None, None)``, ``("cancelled", message, None)`` or
+``("failed", message, trace)``: errors are data here, so one run's failure never takes its worker down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import tempfile
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..cache import Cache
+from ..errors import ChaosMiningError, JobCancelled
+from ..runtime import configure_threads
+from .spec import RUN_KINDS, RunSpec
+
+__all__ = ["perform", "local_worker_main", "BUILTIN_KINDS_MODULE"]
+
+BUILTIN_KINDS_MODULE = "chaosmining.runs.kinds"
+
+
+def _import_kind_modules(modules: list[str]) -> None:
+    importlib.import_module(BUILTIN_KINDS_MODULE)
+    for name in modules:
+        if name and name != "__main__":
+            importlib.import_module(name)
+
+
+def perform(
+    message: dict[str, Any],
+    report: Callable[..., None],
+    should_stop: Callable[[], bool],
+) -> tuple[str, str | None, str | None]:
+    """Perform the run described by ``message`` (``spec``, ``cache``, ``threads``, ``tmp``, ``modules``)."""
+    try:
+        _import_kind_modules(list(message.get("modules", ())))
+        spec = RunSpec.from_dict(message["spec"])
+        tmp = message.get("tmp")
+        if tmp:
+            os.makedirs(tmp, exist_ok=True)
+            os.environ["TMPDIR"] = tmp
+            tempfile.tempdir = tmp
+        configure_threads(int(message.get("threads") or 1))
+        spec.entry.perform(
+            spec.config,
+            spec.eval,
+            cache=Cache(message["cache"]),
+            device=spec.device,
+            report=report,
+            should_stop=should_stop,
+        )
+        return "done", None, None
+    except JobCancelled as exc:
+        return "cancelled", str(exc), None
+    except ChaosMiningError as exc:
+        return "failed", str(exc), None
+    except MemoryError:
+        return "failed", "The run ran out of memory. Lower its size (data, model or batch) and try again.", None
+    except Exception as exc:  # a bug: one line for the user, the trace for the log
+        return "failed", f"Unexpected error: {type(exc).__name__}: {exc}", traceback.format_exc()
+    finally:
+        tempfile.tempdir = None
+
+
+def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int) -> None:
+    """A local worker process: take runs from ``conn`` one at a time until told to exit.
+
+    Messages to the driver: ``("event", run_id, dict)`` while a run reports progress, then
+    ``("end", run_id, status, message, trace)``. Ctrl-C in the terminal reaches the whole process group:
+    workers ignore it and let the driver decide; SIGTERM asks the current run to stop.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminated = False
+
+    def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal's signature
+        nonlocal terminated
+        terminated = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    RUN_KINDS.names()  # the registry module is imported before any run arrives
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None or terminated:
+            return
+        run_id = message["id"]
+
+        def report(_id: str = run_id, **event: Any) -> None:
+            try:
+                conn.send(("event", _id, event))
+            except (OSError, ValueError):
+                pass
+
+        def should_stop() -> bool:
+            return bool(stop_flag.value) or terminated or os.getppid() != parent_pid
+
+        status, text, trace = perform(message, report, should_stop)
+        try:
+            conn.send(("end", run_id, status, text, trace))
+        except (OSError, ValueError):
+            return
