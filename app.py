@@ -95,9 +95,15 @@ def home() -> None:
 
     st.subheader("This machine")
     st.write(device_badge())
-    running = [j for j in jobs().jobs() if j.status in ("queued", "running")]
+    stats = jobs().stats()
+    st.write(
+        f"Runs: {stats['running']} running and {stats['queued']} waiting on the {stats['backend']} executor "
+        f"({stats['capacity']} at once, memory budget {stats['memory_budget_gb']:.1f} GB, "
+        f"{stats['memory_reserved_gb']:.1f} GB reserved by running runs)."
+    )
+    running = [j for j in jobs().active() if j.status == "running"]
     if running:
-        st.write(f"{len(running)} job(s) running: " + "; ".join(j.description for j in running))
+        st.caption("Running: " + "; ".join(j.description for j in running))
 
     cache = get_cache()
     summary = cache.summary()

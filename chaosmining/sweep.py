@@ -1,20 +1,16 @@
 """What-if sweeps in the style of the paper's Figure 4: vary one factor, several seeds.
 
-Cells that are already cached are read back at once; the others run in parallel worker processes
+Each cell is one ``"symbolic"`` run of the run layer (:mod:`chaosmining.runs`): cached cells are read
+back at once; the others queue beside other users' runs and train in the executor's worker processes
 (one torch thread each: on the 2-core machine two single-threaded trainings finish sooner than one
-two-threaded training). When fewer cells than workers are left, the idle cores are lent to the cells
-still running (:class:`chaosmining.runtime.WorkerPool`); results do not depend on it (thread-count
-independent MKL, see :mod:`chaosmining`). On CUDA the cells run one after another on the GPU.
+two-threaded training), or on a Ray cluster. Results do not depend on where a cell ran.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +21,10 @@ from .cache import Cache
 from .config import ConfigBase, to_jsonable
 from .data.formulas import FORMULAS
 from .errors import ChaosMiningError, ConfigError, JobCancelled
-from .experiments.symbolic import RESULT_KIND, EvalConfig, SymbolicConfig, _result_key, run_symbolic
+from .experiments.symbolic import EvalConfig, SymbolicConfig
 from .registry import Registry
-from .runtime import WorkerPool, resolve_device
+from .runs import Executor, RunHandle, RunSpec, get_executor, make_executor
+from .runs.local import WORKERS_ENV, default_workers
 from .training import OPTIMIZERS
 from .validation import check_int
 
@@ -41,9 +38,8 @@ __all__ = [
     "load_sweep",
     "sweep_from_dict",
     "WORKERS_ENV",
+    "default_workers",
 ]
-
-WORKERS_ENV = "CHAOSMINING_WORKERS"
 
 
 @dataclass(frozen=True)
@@ -268,136 +264,76 @@ def _cell_from_result(value: Any, seed: int, r: Any) -> CellResult:
     return CellResult(value, seed, r.fprec, r.uscore, r.prediction_uscore, r.test_mae, r.cached, r.seconds)
 
 
-def _run_cell(config: dict[str, Any], ev: dict[str, Any], cache_root: str, stop_file: str) -> dict[str, Any]:
-    cfg = SymbolicConfig.from_dict(config)
-    evc = EvalConfig.from_dict(ev)
-    try:
-        r = run_symbolic(cfg, evc, cache=Cache(cache_root), device="cpu", should_stop=lambda: os.path.exists(stop_file))
-    except ChaosMiningError as exc:
-        return {"error": str(exc)}
-    return {
-        "fprec": r.fprec,
-        "uscore": r.uscore,
-        "prediction_uscore": r.prediction_uscore,
-        "test_mae": r.test_mae,
-        "cached": r.cached,
-        "seconds": r.seconds,
-    }
-
-
-def default_workers() -> int:
-    env = os.environ.get(WORKERS_ENV)
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
 def run_sweep(
     config: SweepConfig,
     *,
     cache: Cache | None = None,
     device: str = "auto",
+    executor: Executor | str | None = None,
     workers: int | None = None,
+    submit: Callable[[RunSpec], RunHandle] | None = None,
     report: Callable[..., None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
-    """Run every cell of ``config`` (cached cells are loaded, not retrained).
+    """Run every cell of ``config`` through the run layer (cached cells are loaded, not retrained).
 
-    ``report`` receives ``done``/``total`` counts and each finished cell. A diverging cell is
-    recorded with its error and the sweep goes on.
+    Each cell is a ``"symbolic"`` run: the executor answers cached ones at once, queues the others
+    fairly beside other users' runs and performs them in its workers (one torch thread each on the CPU).
+    ``executor`` is an :class:`~chaosmining.runs.Executor` or a backend name; ``workers`` asks for a
+    private local executor of that many worker processes (closed at the end); ``submit`` (an
+    orchestration's ``ctx.submit``) queues the cells under the caller's session instead. ``report``
+    receives ``done``/``total`` counts and each finished cell. A diverging cell is recorded with its error
+    and the sweep goes on; Stop stops the cells still queued or running, and finished cells stay cached.
     """
     start = time.perf_counter()
+    own: Executor | None = None
+    if submit is None:
+        if isinstance(executor, Executor):
+            ex = executor
+        elif workers is not None:
+            ex = own = make_executor(executor, cache=cache, workers=workers)
+        else:
+            ex = get_executor(cache, executor)
+        submit = lambda spec: ex.submit(spec, session="sweep")  # noqa: E731
+        cache = ex.cache
     cache = cache or Cache()
-    dev = resolve_device(device)
-    cells = config.cells()
-    results: dict[tuple[Any, int], CellResult] = {}
-    todo: list[tuple[Any, int, SymbolicConfig]] = []
-    for value, seed, cfg in cells:
-        if cache.has(RESULT_KIND, _result_key(cfg, config.eval)):
-            try:
-                results[(value, seed)] = _cell_from_result(
-                    value, seed, run_symbolic(cfg, config.eval, cache=cache, device=dev)
-                )
-                continue
-            except ChaosMiningError:
-                pass
-        todo.append((value, seed, cfg))
-    total = len(cells)
-
-    def done(value: Any, seed: int, cell: CellResult) -> None:
-        results[(value, seed)] = cell
+    try:
+        cells = config.cells()
+        handles = [(value, seed, submit(RunSpec("symbolic", cfg, config.eval, device))) for value, seed, cfg in cells]
+        total = len(cells)
+        results: dict[tuple[Any, int], CellResult] = {}
         if report:
-            report(
-                done=len(results),
-                total=total,
-                cell={"value": value, "seed": seed, "error": cell.error, "fprec": cell.fprec},
-            )
-
-    if report:
-        report(done=len(results), total=total)
-    n_workers = min(workers or default_workers(), len(todo))
-    if dev.type == "cuda" or n_workers <= 1:
-        for value, seed, cfg in todo:
+            report(done=0, total=total)
+        while len(results) < total:
             if should_stop and should_stop():
+                for _, _, h in handles:
+                    if not h.done:
+                        h.stop(session="sweep")
                 raise JobCancelled(f"Sweep stopped by the user after {len(results)} of {total} cells.")
-            t0 = time.perf_counter()
-            try:
-                r = run_symbolic(cfg, config.eval, cache=cache, device=dev, should_stop=should_stop)
-                done(value, seed, _cell_from_result(value, seed, r))
-            except JobCancelled:
-                raise
-            except ChaosMiningError as exc:
-                done(
-                    value, seed, CellResult(value, seed, {}, {}, None, None, False, time.perf_counter() - t0, str(exc))
-                )
-    elif todo:
-        stop_file = Path(tempfile.gettempdir()) / f"chaosmining-stop-{os.getpid()}-{time.time_ns()}"
-        ev = config.eval.to_dict()
-        with WorkerPool(n_workers) as pool:
-            futures: dict[Future, tuple[Any, int, float]] = {
-                pool.submit(_run_cell, cfg.to_dict(), ev, str(cache.root), str(stop_file)): (
-                    value,
-                    seed,
-                    time.perf_counter(),
-                )
-                for value, seed, cfg in todo
-            }
-            pending = set(futures)
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        value, seed, t0 = futures[fut]
-                        out = fut.result()
-                        if "error" in out:
-                            done(
-                                value,
-                                seed,
-                                CellResult(
-                                    value, seed, {}, {}, None, None, False, time.perf_counter() - t0, out["error"]
-                                ),
-                            )
-                        else:
-                            done(
-                                value,
-                                seed,
-                                CellResult(
-                                    value,
-                                    seed,
-                                    out["fprec"],
-                                    out["uscore"],
-                                    out["prediction_uscore"],
-                                    out["test_mae"],
-                                    out["cached"],
-                                    out["seconds"],
-                                ),
-                            )
-                    if should_stop and should_stop():
-                        stop_file.touch()
-                        for fut in pending:
-                            fut.cancel()
-                        raise JobCancelled(f"Sweep stopped by the user after {len(results)} of {total} cells.")
-            finally:
-                stop_file.unlink(missing_ok=True)
-    ordered = [results[(v, s)] for v, s, _ in cells if (v, s) in results]
+            pending = [(v, s, h) for v, s, h in handles if (v, s) not in results]
+            pending[0][2].wait(0.25)
+            for value, seed, h in pending:
+                if not h.done:
+                    continue
+                if h.status == "done":
+                    cell = _cell_from_result(value, seed, h.result())
+                    if h.cached:
+                        cell = replace(cell, cached=True)
+                elif h.status == "cancelled":
+                    raise JobCancelled(f"A cell of the sweep was stopped: {h.error}")
+                else:
+                    cell = CellResult(value, seed, {}, {}, None, None, False, h.snapshot().elapsed, h.error)
+                results[(value, seed)] = cell
+                if report:
+                    report(
+                        done=len(results),
+                        total=total,
+                        cell={"value": value, "seed": seed, "error": cell.error, "fprec": cell.fprec},
+                    )
+    finally:
+        if own is not None:
+            own.shutdown()
+    ordered = [results[(v, s)] for v, s, _ in cells]
     result = SweepResult(config, ordered, time.perf_counter() - start)
     _save_sweep(result, cache)
     return result

@@ -21,6 +21,7 @@ from ui.common import (
     export_section,
     fmt,
     init_defaults,
+    job_notice,
     jobs,
     method_params_widgets,
     other_jobs,
@@ -231,7 +232,7 @@ def render_result(result: Any) -> None:
     c[1].metric("Test MAE", fmt(result.test_mae, 4))
     c[2].metric("Training time", f"{result.train_seconds:.1f} s")
     done_job = jobs().get(RUNS.job_key(result.config, result.eval))
-    fresh = done_job is not None and done_job.status == "done"
+    fresh = done_job is not None and done_job.status == "done" and not done_job.cached
     c[3].metric(
         "Source",
         "trained now" if fresh else "cache",
@@ -278,18 +279,15 @@ with tab_results:
     elif job is not None and not job.snapshot().done:
         show_job(job_key, render_progress, interval=0.5)
     else:
-        if job is not None and job.status == "failed":
-            st.error(job.error)
-        elif job is not None and job.status == "cancelled":
-            st.info(f"Training was stopped: {job.error}")
+        job_notice(job_key)
         st.info(
             f"This configuration is not in the cache yet. Training {config.train.epochs} full-batch epochs on "
             f"{int(config.data.samples * (1 - config.data.test_fraction))} rows x {config.data.n_features} features; "
             "FPrec per method is drawn live while it trains."
         )
         if st.button("Train", type="primary", key=P + "train_btn", icon=":material/play_arrow:"):
-            submit_training(config, ev, device, widget_state(P))
-            st.rerun()
+            if submit_training(config, ev, device, widget_state(P)) is not None:
+                st.rerun()
     other_jobs(P, job_key, render_progress)
 
 with tab_whatif:
@@ -319,7 +317,9 @@ with tab_whatif:
     skey = sweep_key(sweep)
     sjob_key = f"sweep:{skey}"
     sjob = jobs().get(sjob_key)
-    st.caption(f"{len(values) * n_seeds} cells of {config.train.epochs} epochs each, run in parallel worker processes.")
+    st.caption(
+        f"{len(values) * n_seeds} cells of {config.train.epochs} epochs each, queued as your runs beside everyone else's and run in worker processes."
+    )
     if sjob is not None and not sjob.snapshot().done:
 
         def sweep_progress(snap: Any) -> None:
@@ -328,11 +328,10 @@ with tab_whatif:
 
         show_job(sjob_key, sweep_progress, interval=2.0)
     else:
-        if sjob is not None and sjob.status in ("failed", "cancelled"):
-            st.error(sjob.error)
+        job_notice(sjob_key)
         if st.button("Run sweep", key=P + "sweep_btn", icon=":material/tune:"):
-            submit_sweep(sweep, device)
-            st.rerun()
+            if submit_sweep(sweep, device) is not None:
+                st.rerun()
     sres = load_sweep(sweep)
     if sres is not None:
         for e in sres.errors:

@@ -32,6 +32,7 @@ from ui.common import (
     export_section,
     fmt,
     init_defaults,
+    job_notice,
     jobs,
     method_params_widgets,
     persist,
@@ -246,7 +247,7 @@ def render_scores(result: Any) -> None:
     done_job = jobs().get(job_key(result.config, result.eval))
     c[4].metric(
         "Source",
-        "trained now" if done_job is not None and done_job.status == "done" else "cache",
+        "trained now" if done_job is not None and done_job.status == "done" and not done_job.cached else "cache",
         help=f"loaded in {result.seconds:.2f} s",
     )
     if result.cache_note:
@@ -357,11 +358,10 @@ with tab_whatif:
     if cjob is not None and not cjob.snapshot().done:
         show_job(ckey, render_progress, interval=2.0)
     elif len(ready) < len(conds):
-        if cjob is not None and cjob.status in ("failed", "cancelled"):
-            st.error(cjob.error)
+        job_notice(ckey)
         if st.button(f"Run the {len(conds) - len(ready)} missing condition(s)", key=P + "conditions_btn"):
-            submit_conditions(config, ev, device)
-            st.rerun()
+            if submit_conditions(config, ev, device) is not None:
+                st.rerun()
     if ready:
         st.plotly_chart(viz.conditions_figure(ready), key="vis_conditions")
         st.markdown(conditions_reading(ready))

@@ -35,6 +35,7 @@ from ui.common import (
     export_section,
     fmt,
     init_defaults,
+    job_notice,
     jobs,
     method_params_widgets,
     persist,
@@ -239,7 +240,7 @@ def render_channels(result: Any) -> None:
     done_job = jobs().get(job_key(result.config, result.eval))
     c[4].metric(
         "Source",
-        "new" if done_job is not None and done_job.status == "done" else "cache",
+        "new" if done_job is not None and done_job.status == "done" and not done_job.cached else "cache",
         help=f"loaded in {result.seconds:.2f} s",
     )
     if result.cache_note:
@@ -343,11 +344,10 @@ with tab_whatif:
     if ojob is not None and not ojob.snapshot().done:
         show_job(okey, render_progress, interval=2.0)
     elif other is None:
-        if ojob is not None and ojob.status in ("failed", "cancelled"):
-            st.error(ojob.error)
+        job_notice(okey)
         if st.button(f"Train with the {other_cfg.data.background} background", key=P + "whatif_btn"):
-            RUNS.submit(other_cfg, ev, device, widget_state(P))
-            st.rerun()
+            if RUNS.submit(other_cfg, ev, device, widget_state(P)) is not None:
+                st.rerun()
     if ready:
         st.plotly_chart(viz.background_whatif(ready), key="aud_whatif")
         rows = []

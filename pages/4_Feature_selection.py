@@ -24,12 +24,12 @@ from chaosmining.training import check_precision
 from ui.common import (
     export_section,
     init_defaults,
+    job_notice,
     jobs,
     method_params_widgets,
     other_jobs,
     persist,
     precision_select,
-    remember_job,
     setup_page,
     show_job,
     widget_state,
@@ -282,14 +282,10 @@ with tab_results:
     elif job is not None and not job.snapshot().done:
         show_job(key, render_progress, interval=1.5)
     else:
-        if job is not None and job.status == "failed":
-            st.error(job.error)
-        elif job is not None and job.status == "cancelled":
-            st.info(f"The run was stopped: {job.error}")
+        job_notice(key)
         if st.button("Run selection", type="primary", key=P + "run_btn", icon=":material/play_arrow:"):
-            submit_rfe(config, workers or None, widget_state(P), plan)
-            remember_job(P, key)
-            st.rerun()
+            if submit_rfe(config, workers or None, widget_state(P), plan) is not None:
+                st.rerun()
     other_jobs(P, key)
 
 with tab_rounds:

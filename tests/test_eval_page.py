@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from chaosmining.jobs import get_job_manager
+from chaosmining.runs import get_executor
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Evaluate_the_evaluators.py")
 
@@ -15,7 +15,7 @@ PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Evaluate_the_ev
 def _wait_for_jobs(kind: str, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        running = [j for j in get_job_manager().jobs(kind) if j.status in ("queued", "running")]
+        running = [j for j in get_executor().active() if j.kind == kind]
         if not running:
             return
         time.sleep(0.2)
@@ -26,7 +26,7 @@ def test_page_opens_on_the_16d_example_and_shows_its_curves():
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception
-    _wait_for_jobs("eval-roar")
+    _wait_for_jobs("roar")
     at.run()
     assert not at.exception
     titles = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))
@@ -45,7 +45,7 @@ def test_page_opens_on_the_16d_example_and_shows_its_curves():
 def test_bad_fractions_are_refused_with_a_message_and_the_settings_stay():
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
-    _wait_for_jobs("eval-roar")
+    _wait_for_jobs("roar")
     at.text_input(key="ev_roar_fractions").set_value("0.1, lots").run()
     assert not at.exception
     assert any("'fractions' setting" in e.value for e in at.error)
@@ -58,7 +58,7 @@ def test_bad_fractions_are_refused_with_a_message_and_the_settings_stay():
 def test_tabular_task_explains_why_the_blur_section_needs_images():
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
-    _wait_for_jobs("eval-roar")
+    _wait_for_jobs("roar")
     at.selectbox(key="ev_task").set_value("formula").run()
     assert not at.exception
     assert any("needs neighbouring units" in i.value for i in at.info)
@@ -68,7 +68,7 @@ def test_tabular_task_explains_why_the_blur_section_needs_images():
 def test_preflight_notes_appear_before_any_run():
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
-    _wait_for_jobs("eval-roar")
+    _wait_for_jobs("roar")
     at.selectbox(key="ev_task").set_value("audio").run()
     assert not at.exception
     assert any("DeepLift has no rule for AdaptiveMaxPool1d" in w.value for w in at.warning) is False
@@ -79,13 +79,13 @@ def test_preflight_notes_appear_before_any_run():
 def test_roar_mask_probe_and_sensitivity_n_settings_reach_their_configs():
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.run()
-    _wait_for_jobs("eval-roar")
+    _wait_for_jobs("roar")
     at.selectbox(key="ev_task").set_value("formula").run()
     at.multiselect(key="ev_methods").set_value(["saliency", "random"]).run()
     at.text_input(key="ev_roar_fractions").set_value("0.1, 0.5").run()
     at.checkbox(key="ev_roar_probe").check().run()
     at.button(key="ev_roar_run_btn").click().run()
-    _wait_for_jobs("eval-roar", timeout=180)
+    _wait_for_jobs("roar", timeout=180)
     at.run()
     assert not at.exception
     titles = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))

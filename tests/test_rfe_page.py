@@ -84,7 +84,7 @@ def test_tabular_and_csv_tasks_preview_or_explain(tmp_path):
 def _progress_app() -> None:
     import time as _time
 
-    from chaosmining.jobs import JobSnapshot
+    from chaosmining.runs import RunSnapshot
     from ui.selection import render_progress
 
     events = (
@@ -95,7 +95,9 @@ def _progress_app() -> None:
         {"config": 0, "selector": "saliency", "round": 0, "n_features": 12, "error": 0.05, "precision": 0.25},
     )
     payload = {"selectors": ["saliency", "linear"], "schedule": [12, 6, 3]}
-    render_progress(JobSnapshot("id", "k", "rfe", "d", "running", events, None, _time.time(), None, payload))
+    render_progress(
+        RunSnapshot("id", "k", "rfe", "d", "running", events, None, _time.time(), _time.time(), None, payload, None, None, False, 1)
+    )
 
 
 def test_progress_shows_each_selector_and_the_curves_so_far():

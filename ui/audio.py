@@ -7,16 +7,7 @@ import streamlit as st
 from chaosmining.attribution import METHODS
 from chaosmining.data.audio import wav_bytes
 from chaosmining.data.speech import ENGINES, resolve_engine
-from chaosmining.experiments.audio import (
-    MODEL_KIND,
-    RESULT_KIND,
-    AudioConfig,
-    AudioEvalConfig,
-    AudioResult,
-    background_counterpart,
-    result_key,
-    run_audio,
-)
+from chaosmining.experiments.audio import MODEL_KIND, AudioConfig, AudioResult, background_counterpart, result_key
 from ui.common import PageRuns
 
 __all__ = [
@@ -30,17 +21,7 @@ __all__ = [
 ]
 
 
-RUNS = PageRuns(
-    "audio",
-    run_audio,
-    AudioConfig,
-    AudioEvalConfig,
-    RESULT_KIND,
-    result_key,
-    lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
-    "aud_",
-    MODEL_KIND,
-)
+RUNS = PageRuns("audio", "aud_", MODEL_KIND)
 cached_result = RUNS.cached_result
 job_key = RUNS.job_key
 

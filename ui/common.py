@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from chaosmining.attribution import METHODS, ParamSpec
 from chaosmining.cache import Cache
 from chaosmining.errors import ChaosMiningError
 from chaosmining.export import export_bundle, find_browser
-from chaosmining.jobs import JobManager, JobSnapshot, get_job_manager
+from chaosmining.runs import RUN_KINDS, Executor, RunRefused, RunSnapshot, RunSpec, get_executor
 from chaosmining.runtime import configure_threads, device_info
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "init_defaults",
     "get_cache",
     "jobs",
+    "session_id",
+    "submit_run",
+    "orchestrate",
     "persist",
     "param_widget",
     "method_params_widgets",
@@ -38,6 +42,8 @@ __all__ = [
     "other_jobs",
     "remember_job",
     "result_or_run",
+    "job_notice",
+    "watch_interval",
     "precision_select",
 ]
 
@@ -74,49 +80,79 @@ def get_cache() -> Cache:
     return cache
 
 
-def jobs() -> JobManager:
-    return get_job_manager()
+def jobs() -> Executor:
+    """The server's executor, shared by every browser session (``CHAOSMINING_EXECUTOR``: local or ray)."""
+    return get_executor(get_cache())
 
 
-_PAGE_RUNS: dict[str, PageRuns] = {}
+def session_id() -> str:
+    """This browser session's id: the queue is fair across these."""
+    return st.session_state.setdefault("_chaosmining_session", uuid.uuid4().hex[:12])
+
+
+def submit_run(
+    spec: RunSpec,
+    prefix: str,
+    widgets: dict[str, Any] | None = None,
+    *,
+    description: str | None = None,
+    **payload: Any,
+) -> str | None:
+    """Queue ``spec`` for this session and list it among the page's runs; a refusal is shown with st.error.
+
+    Returns the run key, or ``None`` when the executor refused the run (too big, too many queued).
+    """
+    try:
+        handle = jobs().submit(
+            spec, session=session_id(), payload={**payload, "widgets": widgets or {}}, description=description
+        )
+    except RunRefused as exc:
+        st.error(str(exc))
+        return None
+    remember_job(prefix, handle.key)
+    return handle.key
+
+
+def orchestrate(
+    key: str, fn: Callable[[Any], Any], *, kind: str, description: str, prefix: str, **payload: Any
+) -> str | None:
+    """Start a driver-side orchestration (a sweep, the four noise conditions) whose child runs queue for this session."""
+    try:
+        jobs().orchestrate(key, fn, kind=kind, description=description, session=session_id(), payload=payload)
+    except RunRefused as exc:
+        st.error(str(exc))
+        return None
+    remember_job(prefix, key)
+    return key
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _load_result(name: str, key: str, config_json: str, eval_json: str) -> Any:
-    runs = _PAGE_RUNS[name]
-    return runs.run(
-        runs.config_type.from_dict(json.loads(config_json)),
-        runs.eval_type.from_dict(json.loads(eval_json)),
-        cache=get_cache(),
-    )
+    kind = RUN_KINDS.get(name)
+    spec = RunSpec(name, kind.config_from(json.loads(config_json)), kind.eval_from(json.loads(eval_json)))
+    return kind.load(spec, get_cache())
 
 
 @dataclass(frozen=True)
 class PageRuns:
-    """One page's runs: load a cached result once per server process, or train it in a background job.
+    """One page's runs: load a cached result once per server process, or queue it on the executor.
 
-    ``run(config, ev, *, cache, device=..., report=..., should_stop=...)`` is the library's entry point
-    (``run_symbolic``, ``run_vision``, ``run_audio``); its results live under ``result_kind`` at
-    ``result_key(config, ev)``, and the job of a configuration is ``"<name>:<result key>"``. ``prefix`` is
-    the page's widget-key prefix: the session's jobs are listed under ``prefix + "jobs"``. Trained models
-    live under ``model_kind`` at ``config.config_hash`` (``None`` where the page does not ask).
+    ``name`` is the page's run kind in :data:`chaosmining.runs.RUN_KINDS` (``"symbolic"``, ``"vision"``,
+    ``"audio"``): it says how the run is performed, where its result lives and how to describe it. The job
+    of a configuration is its run key. ``prefix`` is the page's widget-key prefix: the session's runs are
+    listed under ``prefix + "jobs"``. Trained models live under ``model_kind`` at ``config.config_hash``
+    (``None`` where the page does not ask).
     """
 
     name: str
-    run: Callable[..., Any]
-    config_type: Any
-    eval_type: Any
-    result_kind: str
-    result_key: Callable[[Any, Any], str]
-    describe: Callable[[Any], str]
     prefix: str
     model_kind: str | None = None
 
-    def __post_init__(self) -> None:
-        _PAGE_RUNS[self.name] = self
+    def spec(self, config: Any, ev: Any, device: str = "auto") -> RunSpec:
+        return RunSpec(self.name, config, ev, device)
 
     def job_key(self, config: Any, ev: Any) -> str:
-        return f"{self.name}:{self.result_key(config, ev)}"
+        return self.spec(config, ev).key
 
     def model_cached(self, config: Any) -> bool:
         """Whether the trained model of ``config`` is in the cache (only attributions left to compute)."""
@@ -124,8 +160,9 @@ class PageRuns:
 
     def cached_result(self, config: Any, ev: Any) -> Any | None:
         """The result if the cache (or the shipped assets) hold it, else ``None``; errors shown with st.error."""
-        key = self.result_key(config, ev)
-        if not get_cache().has(self.result_kind, key):
+        kind = RUN_KINDS.get(self.name)
+        key = kind.result_key(config, ev)
+        if not get_cache().has(kind.result_kind, key):
             return None
         try:
             return _load_result(self.name, key, json.dumps(config.to_dict()), json.dumps(ev.to_dict()))
@@ -133,23 +170,9 @@ class PageRuns:
             st.error(str(exc))
             return None
 
-    def submit(self, config: Any, ev: Any, device: str, widgets: dict[str, Any], **payload: Any) -> str:
-        """Train and evaluate in a background job, deduplicated by the cache key; returns the job key."""
-        cache = get_cache()
-
-        def work(ctx: Any) -> Any:
-            return self.run(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
-
-        key = self.job_key(config, ev)
-        jobs().submit(
-            key,
-            work,
-            kind=self.name,
-            description=self.describe(config),
-            payload={"epochs": config.train.epochs, **payload, "widgets": widgets},
-        )
-        remember_job(self.prefix, key)
-        return key
+    def submit(self, config: Any, ev: Any, device: str, widgets: dict[str, Any], **payload: Any) -> str | None:
+        """Queue the training and evaluation of ``config`` (deduplicated by its key); returns the run key."""
+        return submit_run(self.spec(config, ev, device), self.prefix, widgets, epochs=config.train.epochs, **payload)
 
 
 def persist(*prefixes: str) -> None:
@@ -228,16 +251,36 @@ def device_badge() -> str:
     )
 
 
+def watch_interval(base: float) -> float:
+    """How often a progress panel polls: ``base`` seconds, slower when many pages watch runs at once, so
+    that a class's open pages do not starve the server (and the runs they watch) of CPU."""
+    watchers = sum(len(h.watchers) for h in jobs().active())
+    return float(min(5.0, max(base, 0.25 * watchers)))
+
+
+def _queued_caption(snap: RunSnapshot) -> str:
+    wait = snap.wait_seconds
+    eta = (
+        ""
+        if wait is None
+        else f"; estimated wait {wait / 60:.0f} min"
+        if wait >= 90
+        else f"; estimated wait {wait:.0f} s"
+    )
+    return f"{snap.description} - waiting in the queue, position {snap.position}{eta}"
+
+
 def show_job(
     key: str,
-    render_progress: Callable[[JobSnapshot], None],
+    render_progress: Callable[[RunSnapshot], None],
     *,
     interval: float = 1.0,
-    on_done: Callable[[JobSnapshot], None] | None = None,
+    on_done: Callable[[RunSnapshot], None] | None = None,
 ) -> None:
-    """Poll the job ``key`` and draw its progress with a Stop button; rerun the page when it ends."""
+    """Poll the run ``key`` and draw its progress (its place in the queue while it waits) with a Stop
+    button; rerun the page when it ends. Stop detaches this session; the run stops when nobody else waits for it."""
 
-    @st.fragment(run_every=interval)
+    @st.fragment(run_every=watch_interval(interval))
     def _panel() -> None:
         job = jobs().get(key)
         if job is None:
@@ -248,11 +291,15 @@ def show_job(
                 on_done(snap)
             st.rerun()
         cols = st.columns([5, 1])
-        cols[0].caption(f"{snap.description} - running for {snap.elapsed:.0f} s")
+        if snap.status == "queued":
+            cols[0].caption(_queued_caption(snap))
+        else:
+            cols[0].caption(f"{snap.description} - running for {snap.elapsed:.0f} s")
         if cols[1].button("Stop", key=f"stop_{snap.id}", type="secondary", icon=":material/stop_circle:"):
-            job.stop()
-            st.toast("Stopping at the next epoch...")
-        render_progress(snap)
+            job.stop(session=session_id())
+            st.toast("Stopping at the next epoch..." if snap.status == "running" else "Removed from the queue.")
+        if snap.status == "running":
+            render_progress(snap)
 
     _panel()
 
@@ -328,7 +375,7 @@ def remember_job(prefix: str, key: str) -> None:
         mine.append(key)
 
 
-def other_jobs(prefix: str, current: str | None, render_progress: Callable[[JobSnapshot], None] | None = None) -> None:
+def other_jobs(prefix: str, current: str | None, render_progress: Callable[[RunSnapshot], None] | None = None) -> None:
     """Jobs this session started for other settings keep running: list them, each with its settings one click away."""
     for other in st.session_state.get(prefix + "jobs", []):
         j = jobs().get(other)
@@ -346,6 +393,20 @@ def other_jobs(prefix: str, current: str | None, render_progress: Callable[[JobS
                 show_job(other, render_progress, interval=2.0)
 
 
+def job_notice(key: str) -> None:
+    """Say how the last run of ``key`` ended when it did not finish: failed, stopped, or interrupted by a
+    server restart (the user can press the button again)."""
+    job = jobs().get(key)
+    if job is not None and job.status == "failed":
+        st.error(job.error)
+    elif job is not None and job.status == "cancelled":
+        st.info(f"The run was stopped: {job.error}")
+    elif job is None and (record := jobs().interrupted(key)) is not None:
+        st.warning(
+            f"An earlier run of these settings was interrupted: {record.get('error')} Press the button to run it again."
+        )
+
+
 def result_or_run(
     runs: PageRuns,
     config: Any,
@@ -353,7 +414,7 @@ def result_or_run(
     device: str,
     *,
     render_result: Callable[[Any], None],
-    render_progress: Callable[[JobSnapshot], None],
+    render_progress: Callable[[RunSnapshot], None],
     plan: str,
     have_model: bool,
     warnings: Sequence[str] = (),
@@ -372,16 +433,13 @@ def result_or_run(
     elif job is not None and not job.snapshot().done:
         show_job(key, render_progress)
     else:
-        if job is not None and job.status == "failed":
-            st.error(job.error)
-        elif job is not None and job.status == "cancelled":
-            st.info(f"The run was stopped: {job.error}")
+        job_notice(key)
         for w in warnings:
             st.warning(w)
         st.info(plan)
         label = "Evaluate" if have_model else "Train"
         if st.button(label, type="primary", key=runs.prefix + "train_btn", icon=":material/play_arrow:"):
-            runs.submit(config, ev, device, widget_state(runs.prefix))
-            st.rerun()
+            if runs.submit(config, ev, device, widget_state(runs.prefix)) is not None:
+                st.rerun()
     other_jobs(runs.prefix, key, render_progress)
     return result

@@ -35,7 +35,8 @@ from chaosmining.evaluation import (
     sanity,
 )
 from chaosmining.evaluation.common import MethodsConfig
-from ui.common import export_section, get_cache, jobs, show_job
+from chaosmining.runs import RunSpec
+from ui.common import export_section, get_cache, job_notice, jobs, show_job, submit_run
 
 __all__ = [
     "EVALUATIONS",
@@ -73,7 +74,7 @@ EVALUATIONS: dict[str, EvaluationPage] = {
 
 
 def job_key(name: str, config: MethodsConfig) -> str:
-    return f"eval-{name}:{config.config_hash}"
+    return RunSpec(name, config).key
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -94,14 +95,9 @@ def cached_result(name: str, config: MethodsConfig) -> Any | None:
         return None
 
 
-def submit(name: str, config: MethodsConfig, description: str) -> None:
-    spec = EVALUATIONS[name]
-    cache = get_cache()
-
-    def work(ctx: Any) -> Any:
-        return spec.run(config, cache=cache, report=ctx.report, should_stop=ctx.should_stop)
-
-    jobs().submit(job_key(name, config), work, kind=f"eval-{name}", description=description)
+def submit(name: str, config: MethodsConfig, description: str) -> str | None:
+    """Queue evaluation ``name`` (a run kind of :mod:`chaosmining.runs.kinds`) for this session."""
+    return submit_run(RunSpec(name, config), "ev_", description=description)
 
 
 def _progress(snap: Any) -> None:
@@ -152,15 +148,14 @@ def section(
     if job is not None and not job.snapshot().done:
         show_job(key, _progress)
         return None
-    if job is not None and job.status in ("failed", "cancelled"):
-        (st.error if job.status == "failed" else st.info)(job.error)
+    job_notice(key)
     st.caption(estimate)
-    if auto and job is None:
-        submit(name, config, description)
-        st.rerun()
+    if auto and job is None and jobs().interrupted(key) is None:
+        if submit(name, config, description) is not None:
+            st.rerun()
     if st.button("Run", type="primary", key=f"ev_{slot or name}_run_btn", icon=":material/play_arrow:"):
-        submit(name, config, description)
-        st.rerun()
+        if submit(name, config, description) is not None:
+            st.rerun()
     return None
 
 

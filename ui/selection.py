@@ -23,10 +23,10 @@ from chaosmining.experiments.rfe import (
     rfe_config_from_dict,
     run_rfe,
 )
-from chaosmining.jobs import JobSnapshot
 from chaosmining.models.mlp import build_mlp
+from chaosmining.runs import RunSnapshot
 from chaosmining.selection import get_selector
-from ui.common import get_cache, jobs
+from ui.common import get_cache, jobs, orchestrate
 
 __all__ = [
     "TaskPreview",
@@ -93,25 +93,29 @@ def cached_result(config: RFEConfig) -> RFEResult | None:
     """The finished comparison: from this server's job, else from the cache (loaded once)."""
     job = jobs().get(job_key(config))
     if job is not None and job.status == "done":
-        return job.result
+        return job.result()
     if not get_cache().has("rfe-result", config.config_hash):
         return None
     return _load(config.config_hash, json.dumps(config.to_dict()))
 
 
-def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], plan: RFEPlan) -> None:
+def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], plan: RFEPlan) -> str | None:
+    """Start the selection as an orchestration whose trainings queue as this session's runs."""
     cache = get_cache()
 
     def work(ctx: Any) -> RFEResult:
         return run_rfe(config, cache=cache, workers=workers, report=ctx.report, should_stop=ctx.should_stop)
 
-    jobs().submit(
+    return orchestrate(
         job_key(config),
         work,
         kind="rfe",
         description=f"feature selection on {config.data.task}: {len(config.selectors)} selectors, "
         f"{' → '.join(map(str, plan.schedule))} features",
-        payload={"selectors": list(config.selectors), "schedule": plan.schedule, "widgets": widgets},
+        prefix="rfe_",
+        selectors=list(config.selectors),
+        schedule=plan.schedule,
+        widgets=widgets,
     )
 
 
@@ -127,7 +131,7 @@ def save_upload(name: str, data: bytes) -> str:
     return str(outcome.entry.file("upload.csv"))
 
 
-def render_progress(snap: JobSnapshot) -> None:
+def render_progress(snap: RunSnapshot) -> None:
     """Per-selector progress bars and the curves filled in round by round."""
     schedule = snap.payload.get("schedule", [])
     rounds = [e for e in snap.events if "round" in e]

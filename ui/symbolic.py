@@ -6,18 +6,11 @@ from typing import Any
 
 from chaosmining.attribution import METHODS, preflight
 from chaosmining.errors import ChaosMiningError
-from chaosmining.experiments.symbolic import (
-    RESULT_KIND,
-    EvalConfig,
-    SymbolicConfig,
-    SymbolicResult,
-    _result_key,
-    run_symbolic,
-)
+from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig, SymbolicResult, _result_key
 from chaosmining.models.mlp import build_mlp
 from chaosmining.sweep import SweepConfig, SweepResult, run_sweep
 from chaosmining.sweep import load_sweep as _load_sweep
-from ui.common import PageRuns, get_cache, jobs, restore_widgets, widget_state
+from ui.common import PageRuns, get_cache, jobs, orchestrate, restore_widgets, widget_state
 
 __all__ = [
     "result_key",
@@ -38,16 +31,7 @@ def result_key(config: SymbolicConfig, ev: EvalConfig) -> str:
     return _result_key(config, ev)
 
 
-RUNS = PageRuns(
-    "symbolic",
-    run_symbolic,
-    SymbolicConfig,
-    EvalConfig,
-    RESULT_KIND,
-    _result_key,
-    lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
-    "sym_",
-)
+RUNS = PageRuns("symbolic", "sym_")
 cached_result = RUNS.cached_result
 
 
@@ -66,27 +50,32 @@ def preflight_notes(config: SymbolicConfig, ev: EvalConfig) -> list[str]:
     return notes
 
 
-def submit_training(config: SymbolicConfig, ev: EvalConfig, device: str, widgets: dict[str, Any]) -> None:
-    """Train and evaluate ``config`` in a background job; the payload carries FPrec's random floor."""
-    RUNS.submit(config, ev, device, widgets, floor=len(config.data.formula_obj.relevant) / config.data.n_features)
+def submit_training(config: SymbolicConfig, ev: EvalConfig, device: str, widgets: dict[str, Any]) -> str | None:
+    """Queue the training and evaluation of ``config``; the payload carries FPrec's random floor."""
+    return RUNS.submit(
+        config, ev, device, widgets, floor=len(config.data.formula_obj.relevant) / config.data.n_features
+    )
 
 
 def sweep_key(sweep: SweepConfig) -> str:
     return sweep.config_hash
 
 
-def submit_sweep(sweep: SweepConfig, device: str) -> None:
+def submit_sweep(sweep: SweepConfig, device: str) -> str | None:
+    """Start the sweep as an orchestration: its cells queue as this session's runs, beside other users' runs."""
     cache = get_cache()
 
     def work(ctx: Any) -> SweepResult:
-        return run_sweep(sweep, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+        return run_sweep(
+            sweep, cache=cache, device=device, submit=ctx.submit, report=ctx.report, should_stop=ctx.should_stop
+        )
 
-    jobs().submit(
+    return orchestrate(
         f"sweep:{sweep_key(sweep)}",
         work,
         kind="sweep",
         description=f"sweep of {sweep.factor} over {len(sweep.values)} values x {len(sweep.seeds)} seed(s)",
-        payload={},
+        prefix="sym_sweep",
     )
 
 
@@ -94,7 +83,7 @@ def load_sweep(sweep: SweepConfig) -> SweepResult | None:
     """The finished sweep: from this process's job, else from the cache."""
     job = jobs().get(f"sweep:{sweep_key(sweep)}")
     if job is not None and job.status == "done":
-        return job.result
+        return job.result()
     return _load_sweep(sweep, get_cache())
 
 

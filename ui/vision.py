@@ -14,17 +14,15 @@ from chaosmining.data.vision import BACKGROUNDS, FOREGROUNDS
 from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.vision import (
     MODEL_KIND,
-    RESULT_KIND,
     VisionConfig,
     VisionEvalConfig,
     VisionResult,
     noise_conditions,
     result_key,
-    run_conditions,
-    run_vision,
 )
 from chaosmining.models.vision import ARCHITECTURES, build_model, method_availability
-from ui.common import PageRuns, get_cache, jobs
+from chaosmining.runs import RunSpec
+from ui.common import PageRuns, orchestrate
 
 __all__ = [
     "cached_result",
@@ -41,17 +39,7 @@ __all__ = [
 ]
 
 
-RUNS = PageRuns(
-    "vision",
-    run_vision,
-    VisionConfig,
-    VisionEvalConfig,
-    RESULT_KIND,
-    result_key,
-    lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
-    "vis_",
-    MODEL_KIND,
-)
+RUNS = PageRuns("vision", "vis_", MODEL_KIND)
 cached_result = RUNS.cached_result
 job_key = RUNS.job_key
 
@@ -62,18 +50,29 @@ def conditions_key(config: VisionConfig, ev: VisionEvalConfig) -> str:
     return "vision-conditions:" + stable_hash([result_key(c, ev) for c in noise_conditions(config).values()])
 
 
-def submit_conditions(config: VisionConfig, ev: VisionEvalConfig, device: str) -> None:
-    cache = get_cache()
+def submit_conditions(config: VisionConfig, ev: VisionEvalConfig, device: str) -> str | None:
+    """Queue the four noise conditions as this session's runs (cached ones answer at once)."""
 
     def work(ctx: Any) -> dict[str, VisionResult]:
-        return run_conditions(config, ev, cache=cache, device=device, report=ctx.report, should_stop=ctx.should_stop)
+        handles = {
+            code: ctx.submit(RunSpec("vision", cfg, ev, device)) for code, cfg in noise_conditions(config).items()
+        }
+        done: set[str] = set()
+        while len(done) < len(handles):
+            ctx.check_cancelled()
+            for code, h in handles.items():
+                if code not in done and h.wait(0.1):
+                    done.add(code)
+                    ctx.report(stage=f"condition {code} finished ({len(done)} of {len(handles)})", condition=code)
+        return {code: h.result() for code, h in handles.items()}
 
-    jobs().submit(
+    return orchestrate(
         conditions_key(config, ev),
         work,
         kind="vision-conditions",
         description=f"{config.model}: the four noise conditions, {config.preset} preset",
-        payload={"epochs": config.train.epochs},
+        prefix="vis_",
+        epochs=config.train.epochs,
     )
 
 

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from . import kinds as _kinds  # noqa: F401 - registers the library's run kinds
 from .executor import Executor, RunContext, RunHandle, RunSnapshot, memory_budget_bytes
-from .factory import EXECUTOR_ENV, EXECUTORS, get_executor, make_executor, shutdown_executor
+from .factory import (
+    EXECUTOR_ENV,
+    EXECUTORS,
+    FINISHED_HOOKS,
+    execute,
+    follow,
+    get_executor,
+    make_executor,
+    shutdown_executor,
+)
 from .local import LocalBackend, default_workers
 from .spec import RUN_KINDS, MemoryEstimate, RunKind, RunRefused, RunSpec
 
@@ -36,4 +45,7 @@ __all__ = [
     "shutdown_executor",
     "EXECUTORS",
     "EXECUTOR_ENV",
+    "FINISHED_HOOKS",
+    "execute",
+    "follow",
 ]

@@ -163,6 +163,7 @@ class RunHandle:
         self.version = 0
         self.memory = 0
         self.children: list[RunHandle] = []
+        self.watchers: set[str] = {session}
         self._events: list[dict[str, Any]] = []
         self._executor = executor
         self._done = threading.Event()
@@ -201,8 +202,17 @@ class RunHandle:
         """Block until the run ends (or ``timeout`` seconds); returns whether it ended."""
         return self._done.wait(timeout)
 
-    def stop(self) -> None:
-        """Ask the run to stop: a queued run is dropped, a running one stops at its next check."""
+    def stop(self, session: str | None = None) -> None:
+        """Ask the run to stop: a queued run is dropped, a running one stops at its next check.
+
+        With ``session``, that session stops watching; the run itself stops only when no other session
+        (a classmate who asked for the same configuration, a sweep that needs the cell) still waits for it.
+        """
+        if session is not None:
+            with self._executor._lock:
+                self.watchers.discard(session)
+                if self.watchers:
+                    return
         self._executor._stop_run(self)
 
     def result(self, timeout: float | None = None) -> Any:
@@ -322,6 +332,7 @@ class Executor:
         session: str = "",
         payload: dict[str, Any] | None = None,
         parent: RunHandle | None = None,
+        description: str | None = None,
     ) -> RunHandle:
         """Queue ``spec`` (or join the identical run already queued or running; or answer from the cache).
 
@@ -333,6 +344,7 @@ class Executor:
                 raise RunRefused("The executor is shutting down; try again once the server is back.")
             current = self._active.get(spec.key)
             if current is not None:
+                current.watchers.add(session)
                 if parent is not None and current not in parent.children:
                     parent.children.append(current)
                 return current
@@ -362,6 +374,7 @@ class Executor:
         with self._lock:
             current = self._active.get(spec.key)  # submitted by another session meanwhile
             if current is not None:
+                current.watchers.add(session)
                 return current
             if parent is None and session:
                 waiting = sum(1 for h in self._queues.get(session, ()) if h.parent is None)
@@ -400,6 +413,7 @@ class Executor:
                 raise RunRefused("The executor is shutting down; try again once the server is back.")
             current = self._active.get(key)
             if current is not None:
+                current.watchers.add(session)
                 return current
             handle = RunHandle(self, key, kind, description, session=session, payload=payload)
             handle.status, handle.started = "running", time.time()
@@ -481,14 +495,14 @@ class Executor:
             self._queues.clear()
             orchestrations = [h for h in self._active.values() if h.spec is None]
         for h in queued:
-            self._finish(h, "cancelled", "The server shut down before this run started.")
+            self._finish(h, "interrupted", "The server stopped before this run started.")
         for h in orchestrations:
             h._stop.set()
         for h in list(self._running.values()):
             h._stop.set()
         self.backend.shutdown(grace)
         for h in list(self._running.values()):
-            self._finish(h, "cancelled", "The server shut down while this run was running.")
+            self._finish(h, "interrupted", "The server stopped while this run was running.")
         for h in orchestrations:
             h.wait(2.0)
         with self._lock:
@@ -506,6 +520,8 @@ class Executor:
         with self._lock:
             if handle.done:
                 return
+            if self._closed and status == "cancelled":  # stopped by the shutdown, not by a user
+                status, error = "interrupted", "The server stopped while this run was running."
             handle.status, handle.error, handle.trace = status, error, trace
             handle.finished = time.time()
             handle.version += 1

@@ -18,7 +18,16 @@ from ..cache import Cache
 from ..registry import Registry
 from .executor import Executor, RunHandle
 
-__all__ = ["EXECUTORS", "EXECUTOR_ENV", "get_executor", "make_executor", "shutdown_executor", "FINISHED_HOOKS"]
+__all__ = [
+    "EXECUTORS",
+    "EXECUTOR_ENV",
+    "get_executor",
+    "make_executor",
+    "shutdown_executor",
+    "FINISHED_HOOKS",
+    "execute",
+    "follow",
+]
 
 EXECUTOR_ENV = "CHAOSMINING_EXECUTOR"
 
@@ -61,12 +70,12 @@ _EXECUTOR: Executor | None = None
 _LOCK = threading.Lock()
 
 
-def get_executor(cache: Cache | None = None) -> Executor:
-    """The process-wide executor (created on first use with ``cache``; shut down at exit)."""
+def get_executor(cache: Cache | None = None, name: str | None = None) -> Executor:
+    """The process-wide executor (created on first use with ``cache`` and backend ``name``; shut down at exit)."""
     global _EXECUTOR
     with _LOCK:
         if _EXECUTOR is None:
-            _EXECUTOR = make_executor(cache=cache)
+            _EXECUTOR = make_executor(name, cache=cache)
             atexit.register(shutdown_executor)
         return _EXECUTOR
 
@@ -78,3 +87,43 @@ def shutdown_executor(grace: float = 10.0) -> None:
         ex, _EXECUTOR = _EXECUTOR, None
     if ex is not None:
         ex.shutdown(grace)
+
+
+def follow(
+    handle: RunHandle, report: Callable[..., None] | None = None, should_stop: Callable[[], bool] | None = None
+) -> Any:
+    """Wait for ``handle``, passing each new progress event to ``report``; return its result.
+
+    Stops the run (and raises :class:`~chaosmining.errors.JobCancelled`) when ``should_stop`` turns true.
+    """
+    seen = 0
+    while True:
+        finished = handle.wait(0.25)
+        if report is not None:
+            events = handle.snapshot().events
+            for ev in events[seen:]:
+                report(**{k: v for k, v in ev.items() if k != "t"})
+            seen = len(events)
+        if finished:
+            return handle.result()
+        if should_stop is not None and should_stop():
+            handle.stop()
+
+
+def execute(
+    spec: Any,
+    *,
+    executor: Executor | str | None = None,
+    cache: Cache | None = None,
+    session: str = "cli",
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Any:
+    """Run ``spec`` through an executor and return its result (the CLI's and scripts' one call).
+
+    ``executor`` is an :class:`Executor`, a backend name (``"local"``, ``"ray"``: the process-wide one is
+    made with it) or ``None`` (the process-wide executor).
+    """
+    if not isinstance(executor, Executor):
+        executor = get_executor(cache, executor)
+    return follow(executor.submit(spec, session=session), report, should_stop)

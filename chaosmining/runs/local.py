@@ -141,7 +141,7 @@ class LocalBackend:
             self.poll(0.2)
         for w in list(self._workers):
             if w.handle is not None:
-                self._end_worker(w, "cancelled", "The server shut down while this run was running.")
+                self._end_worker(w, "interrupted", "The server stopped while this run was running.")
             else:
                 self._retire(w)
         shutil.rmtree(self._tmp_root, ignore_errors=True)
