@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -58,12 +59,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server():
-    """URL of a Streamlit server running this repository's app (one per test session)."""
+def start_server(cache: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on a free loopback port against ``cache``; return the process and its URL."""
     port = _free_port()
-    log = open(SESSION_CACHE.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115
-    env = {**os.environ, "CHAOSMINING_CACHE": str(SESSION_CACHE), "PYTHONUNBUFFERED": "1"}
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process by stop_server
+    full_env = {
+        **os.environ,
+        "CHAOSMINING_CACHE": str(cache),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONFAULTHANDLER": "1",
+        **env,
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -73,6 +79,8 @@ def app_server():
             "app.py",
             "--server.port",
             str(port),
+            "--server.address",
+            "127.0.0.1",
             "--server.headless",
             "true",
             "--browser.gatherUsageStats",
@@ -81,10 +89,11 @@ def app_server():
             "none",
         ],
         cwd=ROOT,
-        env=env,
+        env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -95,17 +104,35 @@ def app_server():
         except OSError:
             time.sleep(0.5)
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early, see {log.name}")
+            raise RuntimeError(f"streamlit exited early, see {log_path}")
     else:
         proc.kill()
         raise RuntimeError("streamlit did not become healthy within 90 s")
-    yield url
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM the server, wait for it (kill after ``timeout``) and return its exit status."""
     proc.terminate()
     try:
-        proc.wait(10)
+        code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        proc.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack into the log
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        code = -signal.SIGKILL
+    proc.log.close()  # type: ignore[attr-defined]
+    return code
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """URL of a Streamlit server running this repository's app (one per test session)."""
+    proc, url = start_server(SESSION_CACHE, SESSION_CACHE.parent / "streamlit-session.log")
+    yield url
+    stop_server(proc, 10)
 
 
 def chromium_path() -> str | None:

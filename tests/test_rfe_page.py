@@ -96,7 +96,23 @@ def _progress_app() -> None:
     )
     payload = {"selectors": ["saliency", "linear"], "schedule": [12, 6, 3]}
     render_progress(
-        RunSnapshot("id", "k", "rfe", "d", "running", events, None, _time.time(), _time.time(), None, payload, None, None, False, 1)
+        RunSnapshot(
+            "id",
+            "k",
+            "rfe",
+            "d",
+            "running",
+            events,
+            None,
+            _time.time(),
+            _time.time(),
+            None,
+            payload,
+            None,
+            None,
+            False,
+            1,
+        )
     )
 
 

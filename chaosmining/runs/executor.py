@@ -500,14 +500,14 @@ class Executor:
             h._stop.set()
         for h in list(self._running.values()):
             h._stop.set()
+        with self._lock:
+            self._wake.notify_all()
+        self._thread.join(timeout=5.0)  # the scheduler loop no longer polls the backend
         self.backend.shutdown(grace)
         for h in list(self._running.values()):
             self._finish(h, "interrupted", "The server stopped while this run was running.")
         for h in orchestrations:
             h.wait(2.0)
-        with self._lock:
-            self._wake.notify_all()
-        self._thread.join(timeout=2.0)
 
     # -- backend callbacks ----------------------------------------------------------------------
     def _event(self, handle: RunHandle, event: dict[str, Any]) -> None:
