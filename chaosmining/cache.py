@@ -1,8 +1,9 @@
 """A content-addressed cache of trained checkpoints and results.
 
 Layout: ``<root>/<kind>/<key>/`` holds the entry's files and a ``manifest.json`` written last, with
-the configuration that produced the entry and a SHA-256 of every file. ``<root>`` is ``cache/`` at
-the repository root, or ``$CHAOSMINING_CACHE``.
+the configuration that produced the entry and a SHA-256 of every file. ``<root>`` is
+``$CHAOSMINING_CACHE``, else ``cache/`` at the repository root in a checkout, else the user cache
+folder of an installed copy (:func:`chaosmining.locations.default_cache_root`).
 
 Guarantees
 ----------
@@ -13,7 +14,7 @@ Guarantees
   configuration do not both train it; the second waits and then loads the first one's entry.
 * **Checked**: every load verifies the manifest and the checksums; a corrupt entry is moved aside
   to ``.corrupt-*``, reported through :attr:`CacheOutcome.note`, and rebuilt.
-* **Seeded**: entries shipped with the repository under ``assets/cache/<kind>/<key>/`` (small demo
+* **Seeded**: entries shipped with the repository (and the wheel) under ``assets/cache/<kind>/<key>/`` (small demo
   checkpoints, each with the configuration that rebuilds it in its manifest) are copied into the
   cache the first time they are asked for, so a fresh install opens on trained results.
 """
@@ -35,22 +36,12 @@ from typing import Any
 
 from .config import SCHEMA_VERSION, to_jsonable
 from .errors import CacheCorruptError
+from .locations import ASSETS_ROOT, CACHE_ENV, default_cache_root
 
 __all__ = ["Cache", "CacheEntry", "CacheOutcome", "default_cache_root", "CACHE_ENV"]
 
-CACHE_ENV = "CHAOSMINING_CACHE"
 MANIFEST = "manifest.json"
 _STALE_SECONDS = 6 * 3600
-
-
-ASSETS_ROOT = Path(__file__).resolve().parent.parent / "assets" / "cache"
-
-
-def default_cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "cache"
 
 
 def _tmp_name(key: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,11 +57,15 @@ def setup_page(title: str, icon: str = ":material/insights:") -> None:
 def _through_app_navigation() -> None:
     """Run every page through app.py's ``st.navigation``, also on a fresh server's first visit by a page url.
 
-    Until some session has called ``st.navigation``, Streamlit treats ``pages/`` as an old-style multipage
-    folder: a first visit to ``/Vision`` runs that page on its own, with the home page listed as "app" and
-    without app.py's titles and icons. Streamlit notes that mode in a class attribute, which
-    ``st.navigation`` clears; here a page that finds it still set clears it and reruns, so the rerun goes
-    through app.py and lands on the same page.
+    Streamlit treats a ``pages/`` folder beside the entry script as its legacy multipage layout until
+    some session calls ``st.navigation`` ("as soon as any session of your app executes the
+    st.navigation command, your app will ignore the pages/ directory", its documentation says).
+    Streamlit 1.67 has no setting that turns the detection off (``client.showSidebarNavigation`` only
+    hides the legacy menu), so a fresh server's first visit to ``/Vision`` would run that page on its
+    own, with the home page listed as "app" and without app.py's titles and icons. Streamlit keeps the
+    mode in a class attribute, which ``st.navigation`` clears; a page that finds it still set clears
+    it and reruns, so the rerun goes through app.py and lands on the same page. The attribute is
+    internal: tests/test_packaging.py fails the day a Streamlit upgrade changes it.
     """
     try:  # Streamlit internals (pinned 1.67): without them the page simply runs as Streamlit started it
         from streamlit.runtime.pages_manager import PagesManager
@@ -312,42 +315,37 @@ def export_section(
     key: str = "export",
     extra_files: Callable[[], Mapping[str, bytes]] | None = None,
 ) -> None:
-    """Prepare a ZIP of every figure (PNG, SVG, HTML), its CSV, tables and the JSON bundle."""
+    """A download button for a ZIP of every figure (PNG, SVG, HTML), its CSV, tables and the JSON bundle.
+
+    The ZIP is built when the button is clicked (``st.download_button`` with a callable, run on
+    Streamlit's download thread), so no user's ZIP waits in session state; the callables given here
+    must therefore not draw anything.
+    """
     st.caption(
-        "Every figure as PNG, SVG and interactive HTML, the numbers behind each as CSV, and a JSON bundle "
-        "that `python -m chaosmining rerun bundle.json` re-runs."
+        "Every figure as PNG, SVG and interactive HTML, the numbers behind each as CSV, the tables, and a "
+        "`bundle.json` that `chaosmining rerun bundle.json` re-runs; the ZIP is made when you click (a few "
+        "seconds per figure with images)."
         + ("" if find_browser() else " No Chromium was found, so PNG/SVG will be skipped.")
     )
-    state_key = f"{key}_zip"
-    if st.button("Prepare export", key=f"{key}_btn", icon=":material/package_2:"):
-        with st.spinner("Rendering figures..."):
-            t = time.perf_counter()
-            try:
-                data, names = export_bundle(
-                    figures(),
-                    bundle(),
-                    tables() if tables else None,
-                    extra_files=extra_files() if extra_files else None,
-                )
-            except ChaosMiningError as exc:
-                st.error(str(exc))
-                return
-            st.session_state[state_key] = (data, names, time.perf_counter() - t)
-    if state_key in st.session_state:
-        data, names, secs = st.session_state[state_key]
-        st.download_button(
-            "Download ZIP",
-            data,
-            file_name=f"{name}.zip",
-            mime="application/zip",
-            key=f"{key}_dl",
-            icon=":material/download:",
+
+    def build_zip() -> bytes:
+        data, _ = export_bundle(
+            figures(),
+            bundle(),
+            tables() if tables else None,
+            extra_files=extra_files() if extra_files else None,
         )
-        st.caption(
-            f"{len(names)} files, {len(data) / 2**20:.1f} MiB, prepared in {secs:.1f} s: "
-            + ", ".join(names[:12])
-            + (" ..." if len(names) > 12 else "")
-        )
+        return data
+
+    st.download_button(
+        "Download ZIP",
+        build_zip,
+        file_name=f"{name}.zip",
+        mime="application/zip",
+        key=f"{key}_dl",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def widget_state(prefix: str) -> dict[str, Any]:

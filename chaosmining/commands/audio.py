@@ -3,19 +3,17 @@
 ``python -m chaosmining audio --background random|structured --position fixed|random
 --model rnn|lstm|tcn|transformer --preset quick|demo|paper [--data-root PATH] [--methods ...]
 [--seed S] [--json]`` prints one JSON object with ``accuracy``, ``channel_fprec`` (by method),
-``chance``, ``seconds`` and ``cached`` (with ``--json``; a table otherwise). Progress goes to stderr.
+``chance``, ``seconds`` and ``cached`` (with ``--json``; a table otherwise). Progress goes to stderr
+(``--quiet``: none).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from typing import Any
 
 import pandas as pd
 
-from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.audio import SOURCES, WORD_SETS, find_published, find_speech_commands, setting_code
 from ..errors import ConfigError, DataError
 from ..experiments.audio import (
@@ -28,6 +26,8 @@ from ..experiments.audio import (
 )
 from ..export import write_bundle
 from ..models.audio import AUDIO_MODELS
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args", "detect_source"]
 
@@ -57,7 +57,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="default: the paper's (1e-3; Transformer 1e-4)")
-    p.add_argument("--methods", type=_comma_list, default=list(AUDIO_DEFAULT_METHODS), help="comma-separated")
+    p.add_argument("--methods", type=comma_list, default=list(AUDIO_DEFAULT_METHODS), help="comma-separated")
     p.add_argument(
         "--param",
         action="append",
@@ -69,7 +69,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", type=int, default=None, help="clips whose waveforms are kept for figures")
     p.add_argument("--workers", type=int, default=None, help="processes composing batches (default 0 on CPU)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def detect_source(data_root: str, background: str, position: str) -> str:
@@ -118,27 +117,6 @@ def eval_from_args(a: argparse.Namespace) -> AudioEvalConfig:
     return AudioEvalConfig.for_preset(a.preset, a.methods, params=parse_method_params(a.param), **kw)
 
 
-def _progress(quiet: bool):  # noqa: ANN202
-    if quiet:
-        return None
-    start = time.perf_counter()
-    last: dict[str, Any] = {}
-
-    def report(**e: Any) -> None:
-        stage = e.get("stage")
-        line = None
-        if "test_accuracy" in e:
-            line = f"epoch {e['epoch']}/{e['epochs']}: loss {e['loss']:.3f}, test accuracy {e['test_accuracy']:.3f}"
-        elif stage and stage != last.get("stage"):
-            line = stage
-        if stage:
-            last["stage"] = stage
-        if line:
-            print(f"[{time.perf_counter() - start:6.1f} s] {line}", file=sys.stderr, flush=True)
-
-    return report
-
-
 def _export(result: AudioResult, a: argparse.Namespace) -> None:
     from ..viz import audio_figures
 
@@ -153,31 +131,27 @@ def _export(result: AudioResult, a: argparse.Namespace) -> None:
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_audio(
-        config_from_args(a),
-        eval_from_args(a),
-        cache=cache_from_args(a),
-        device=a.device,
-        report=_progress(a.quiet),
-        workers=a.workers,
-    )
+    config, ev = config_from_args(a), eval_from_args(a)
+    with progress(a) as report:
+        result = run_audio(config, ev, cache=cache_from_args(a), device=a.device, report=report, workers=a.workers)
     if a.export:
         _export(result, a)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return rerun_model_bundle(
-        bundle,
-        a,
-        task="audio",
-        config_type=AudioConfig,
-        eval_type=AudioEvalConfig,
-        run=run_audio,
-        score="channel_fprec",
-        export=_export,
-        report=_progress(True),
-    )
+    with progress(a) as report:
+        return rerun_model_bundle(
+            bundle,
+            a,
+            task="audio",
+            config_type=AudioConfig,
+            eval_type=AudioEvalConfig,
+            run=run_audio,
+            score="channel_fprec",
+            export=_export,
+            report=report,
+        )
 
 
 def _render(out: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..config import field_default
 from ..errors import ConfigError
 from ..evaluation import (
@@ -36,20 +35,22 @@ from ..evaluation import (
 )
 from ..evaluation.common import MethodsConfig
 from ..export import write_bundle
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params
+from .progress import progress
 
 __all__ = ["EVALUATION_COMMANDS"]
 
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in _comma_list(text)]
+        return [float(v) for v in comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in _comma_list(text)]
+        return [int(v) for v in comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
@@ -61,7 +62,7 @@ def _task_arguments(p: argparse.ArgumentParser, methods: tuple[str, ...], task: 
     p.add_argument("--n-test", type=int, default=0, help="test examples (0 = the task's default)")
     p.add_argument("--epochs", type=int, default=0, help="training budget per model (0 = the task's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", type=_comma_list, default=list(methods), help="comma-separated methods and controls")
+    p.add_argument("--methods", type=comma_list, default=list(methods), help="comma-separated methods and controls")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE", help="a method parameter")
 
 
@@ -117,8 +118,8 @@ def _roar_config(a: argparse.Namespace) -> RoarConfig:
 def _road_arguments(p: argparse.ArgumentParser) -> None:
     _task_arguments(p, field_default(RoadConfig, "methods"))
     p.add_argument("--fractions", type=_floats, default=[], help="fractions removed (both orders)")
-    p.add_argument("--orders", type=_comma_list, default=["morf", "lerf"])
-    p.add_argument("--imputations", type=_comma_list, default=["linear", "mean"])
+    p.add_argument("--orders", type=comma_list, default=["morf", "lerf"])
+    p.add_argument("--imputations", type=comma_list, default=["linear", "mean"])
     p.add_argument("--postprocess", default="none", choices=POSTPROCESS.names())
     p.add_argument("--samples", type=int, default=200, help="test rows per repeat (0 = all)")
     p.add_argument("--repeats", type=int, default=field_default(RoadConfig, "repeats"))
@@ -146,7 +147,7 @@ def _road_config(a: argparse.Namespace) -> RoadConfig:
 def _blur_arguments(p: argparse.ArgumentParser) -> None:
     _task_arguments(p, field_default(BlurConfig, "methods"), task="vision")
     p.add_argument("--fractions", type=_floats, default=[])
-    p.add_argument("--posts", type=_comma_list, default=list(field_default(BlurConfig, "posts")))
+    p.add_argument("--posts", type=comma_list, default=list(field_default(BlurConfig, "posts")))
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--road", action=argparse.BooleanOptionalAction, default=True)
@@ -386,8 +387,10 @@ def _check_device(a: argparse.Namespace) -> None:
 def _make(spec: EvaluationCommand) -> Command:
     def run(a: argparse.Namespace) -> dict[str, Any]:
         _check_device(a)
-        cache = cache_from_args(a)
-        return _finish(spec.run(spec.config(a), cache=cache), a)
+        config, cache = spec.config(a), cache_from_args(a)
+        with progress(a, label=spec.name) as report:
+            result = spec.run(config, cache=cache, report=report)
+        return _finish(result, a)
 
     def rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
         _check_device(a)
@@ -396,8 +399,10 @@ def _make(spec: EvaluationCommand) -> Command:
             raise ConfigError(
                 f"The bundle's 'config' must be an object for a {spec.name!r} bundle. Got {cfg!r} instead."
             )
-        cache = cache_from_args(a)
-        return _finish(spec.run(spec.config_type.from_dict(cfg), cache=cache), a)
+        config, cache = spec.config_type.from_dict(cfg), cache_from_args(a)
+        with progress(a, label=spec.name) as report:
+            result = spec.run(config, cache=cache, report=report)
+        return _finish(result, a)
 
     return Command(spec.name, spec.help, spec.add_arguments, run, spec.render, rerun)
 

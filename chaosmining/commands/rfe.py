@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..experiments.rfe import (
     DEFAULT_SELECTORS,
     STRATEGIES,
@@ -22,6 +21,8 @@ from ..experiments.rfe import (
 from ..export import write_bundle
 from ..models.mlp import ACTIVATIONS
 from ..selection import selector_names
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params
+from .progress import progress
 
 __all__ = ["rfe_config_from_args"]
 
@@ -31,7 +32,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, metavar="KIND:ARG", help=f"what to select features for ({kinds})")
     p.add_argument(
         "--selectors",
-        type=_comma_list,
+        type=comma_list,
         default=list(DEFAULT_SELECTORS),
         help=f"comma-separated selectors (registered: {', '.join(selector_names())})",
     )
@@ -109,14 +110,18 @@ def _export(result: RFEResult, directory: str, formats: list[str]) -> None:
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_rfe(rfe_config_from_args(a), cache=cache_from_args(a), device=a.device, workers=a.workers)
+    config = rfe_config_from_args(a)
+    with progress(a) as report:
+        result = run_rfe(config, cache=cache_from_args(a), device=a.device, workers=a.workers, report=report)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    result = run_rfe(rfe_config_from_dict(bundle.get("config", {})), cache=cache_from_args(a), device=a.device)
+    config = rfe_config_from_dict(bundle.get("config", {}))
+    with progress(a) as report:
+        result = run_rfe(config, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()

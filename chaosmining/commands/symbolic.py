@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
 from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult, run_symbolic
@@ -15,6 +14,8 @@ from ..export import write_bundle
 from ..models.mlp import MLPConfig
 from ..sweep import FACTORS, SweepConfig, run_sweep, sweep_from_dict
 from ..training import TrainConfig
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args"]
 
@@ -41,7 +42,7 @@ def _add_symbolic_arguments(p: argparse.ArgumentParser, formula_required: bool =
         default=t.precision,
         help="fp32 (the paper) or bf16: bfloat16 products with float32 weights, ~2x faster where native",
     )
-    p.add_argument("--methods", type=_comma_list, default=list(DEFAULT_METHODS), help="comma-separated method names")
+    p.add_argument("--methods", type=comma_list, default=list(DEFAULT_METHODS), help="comma-separated method names")
     p.add_argument(
         "--param",
         action="append",
@@ -87,23 +88,27 @@ def _export(result: SymbolicResult, a: argparse.Namespace) -> None:
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_symbolic(config_from_args(a), eval_from_args(a), cache=cache_from_args(a), device=a.device)
+    config, ev = config_from_args(a), eval_from_args(a)
+    with progress(a) as report:
+        result = run_symbolic(config, ev, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return rerun_model_bundle(
-        bundle,
-        a,
-        task="symbolic",
-        config_type=SymbolicConfig,
-        eval_type=EvalConfig,
-        run=run_symbolic,
-        score="fprec",
-        export=_export,
-    )
+    with progress(a) as report:
+        return rerun_model_bundle(
+            bundle,
+            a,
+            task="symbolic",
+            config_type=SymbolicConfig,
+            eval_type=EvalConfig,
+            run=run_symbolic,
+            score="fprec",
+            export=_export,
+            report=report,
+        )
 
 
 def _render(out: dict[str, Any]) -> str:
@@ -137,10 +142,8 @@ COMMANDS.register(
 
 def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factor", required=True, choices=FACTORS.names())
-    p.add_argument(
-        "--values", type=_comma_list, default=None, help="comma-separated values (default: the paper's grid)"
-    )
-    p.add_argument("--seeds", type=_comma_list, default=["0"], help="comma-separated seeds")
+    p.add_argument("--values", type=comma_list, default=None, help="comma-separated values (default: the paper's grid)")
+    p.add_argument("--seeds", type=comma_list, default=["0"], help="comma-separated seeds")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     _add_symbolic_arguments(p, formula_required=False)
 
@@ -164,7 +167,9 @@ def _sweep_config(a: argparse.Namespace) -> SweepConfig:
 
 
 def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
-    result = run_sweep(_sweep_config(a), cache=cache_from_args(a), device=a.device, workers=a.workers)
+    config = _sweep_config(a)
+    with progress(a, label="sweep cells") as report:
+        result = run_sweep(config, cache=cache_from_args(a), device=a.device, workers=a.workers, report=report)
     if a.export:
         from ..viz import sweep_curves
 
@@ -193,7 +198,9 @@ def _render_sweep(out: dict[str, Any]) -> str:
 
 
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return run_sweep(sweep_from_dict(bundle["config"]), cache=cache_from_args(a), device=a.device).summary()
+    config = sweep_from_dict(bundle["config"])
+    with progress(a, label="sweep cells") as report:
+        return run_sweep(config, cache=cache_from_args(a), device=a.device, report=report).summary()
 
 
 COMMANDS.register(

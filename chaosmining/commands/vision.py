@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.vision import BACKGROUNDS, FOREGROUNDS, POSITIONS
 from ..experiments.vision import (
     DEFAULT_METHODS,
@@ -29,6 +28,8 @@ from ..experiments.vision import (
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args"]
 
@@ -52,7 +53,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--schedule", default=None, choices=SCHEDULES.names())
-    p.add_argument("--methods", type=_comma_list, default=list(DEFAULT_METHODS), help="comma-separated method names")
+    p.add_argument("--methods", type=comma_list, default=list(DEFAULT_METHODS), help="comma-separated method names")
     p.add_argument(
         "--param",
         action="append",
@@ -118,26 +119,29 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     config = config_from_args(a)
     ev = eval_from_args(a, config)
     cache = cache_from_args(a)
-    if a.conditions:
-        results = run_conditions(config, ev, cache=cache, device=a.device)
-        return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}
-    result = run_vision(config, ev, cache=cache, device=a.device)
+    with progress(a) as report:
+        if a.conditions:
+            results = run_conditions(config, ev, cache=cache, device=a.device, report=report)
+            return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}
+        result = run_vision(config, ev, cache=cache, device=a.device, report=report)
     if a.export:
         _export(result, a)
     return result.summary()
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return rerun_model_bundle(
-        bundle,
-        a,
-        task="vision",
-        config_type=VisionConfig,
-        eval_type=VisionEvalConfig,
-        run=run_vision,
-        score="iou",
-        export=_export,
-    )
+    with progress(a) as report:
+        return rerun_model_bundle(
+            bundle,
+            a,
+            task="vision",
+            config_type=VisionConfig,
+            eval_type=VisionEvalConfig,
+            run=run_vision,
+            score="iou",
+            export=_export,
+            report=report,
+        )
 
 
 def _render_one(out: dict[str, Any]) -> list[str]:
