@@ -3,6 +3,7 @@
 from . import (
     audio,  # noqa: F401
     evaluate,  # noqa: F401
+    results,  # noqa: F401
     rfe,  # noqa: F401
     symbolic,  # noqa: F401
     vision,  # noqa: F401
