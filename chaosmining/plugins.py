@@ -40,8 +40,17 @@ import torch
 
 from .attribution import METHODS, AttributionRequest, MethodSpec, ParamSpec
 from .errors import PluginError
+from .selection import SELECTORS
 
-__all__ = ["register_method", "load_plugin", "load_plugins", "PLUGINS_ENV", "ENTRY_POINT_GROUP", "loaded_plugins"]
+__all__ = [
+    "register_method",
+    "unregister_method",
+    "load_plugin",
+    "load_plugins",
+    "PLUGINS_ENV",
+    "ENTRY_POINT_GROUP",
+    "loaded_plugins",
+]
 
 PLUGINS_ENV = "CHAOSMINING_PLUGINS"
 ENTRY_POINT_GROUP = "chaosmining.methods"
@@ -198,6 +207,18 @@ def register_method(
         METHODS.register(name, spec)
         _sources[name] = fn_or_class
         return spec
+
+
+def unregister_method(name: str) -> None:
+    """Remove a plugin method (built-in methods cannot be removed); for tests and interactive sessions."""
+    with _lock:
+        if name not in _sources:
+            raise PluginError(
+                f"The 'name' parameter of unregister_method must name a plugin method. Got {name!r} instead."
+            )
+        del METHODS._entries[name]  # noqa: SLF001 - the registry has no public removal on purpose
+        del _sources[name]
+        SELECTORS._entries.pop(name, None)  # noqa: SLF001 - its RFEwNA selector, synced from METHODS
 
 
 def _import_file(path: Path) -> None:

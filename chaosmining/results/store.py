@@ -240,7 +240,14 @@ class ResultsStore:
             "model": record.model,
         }
         scores = [
-            {**where, "method": s.method, "metric": s.metric, "value": _as_float(s.value), "seed": record.seed, "time": t}
+            {
+                **where,
+                "method": s.method,
+                "metric": s.metric,
+                "value": _as_float(s.value),
+                "seed": record.seed,
+                "time": t,
+            }
             for s in record.scores
         ]
         run = {
