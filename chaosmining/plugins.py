@@ -114,9 +114,10 @@ def _adapter(fn_or_class: Any) -> Callable[[AttributionRequest], torch.Tensor]:
         context = {k: getattr(req, k) for k in _CONTEXT}
         kwargs = {k: v for k, v in context.items() if var_kw or k in names}
         kwargs.update(req.params)
-        if is_class:
-            return fn_or_class(req.model).attribute(req.inputs, **kwargs)
-        return fn_or_class(req.model, req.inputs, **kwargs)
+        with torch.enable_grad():  # callers may be under no_grad (the live FPrec curve during training)
+            if is_class:
+                return fn_or_class(req.model).attribute(req.inputs, **kwargs)
+            return fn_or_class(req.model, req.inputs, **kwargs)
 
     return compute
 
@@ -218,6 +219,10 @@ def unregister_method(name: str) -> None:
             )
         del METHODS._entries[name]  # noqa: SLF001 - the registry has no public removal on purpose
         del _sources[name]
+        for key in [k for k, names in _loaded.items() if name in names]:
+            _loaded[key].remove(name)
+            if not _loaded[key]:
+                del _loaded[key]  # loading the plugin again registers it again
         SELECTORS._entries.pop(name, None)  # noqa: SLF001 - its RFEwNA selector, synced from METHODS
 
 
