@@ -233,3 +233,23 @@ def test_paper_reference_rows_name_their_source():
     assert all(v.source for v in paper_reference())
     with pytest.raises(ValueError, match="table2"):
         paper_reference("table9")
+
+
+def test_evaluation_results_rebuild_with_their_summary_numbers(tmp_cache, tmp_path):
+    from chaosmining.evaluation import FaithfulnessConfig, RoarConfig, TaskConfig, run_faithfulness, run_roar
+
+    task = TaskConfig(task="toy16", n_train=500, n_test=100)
+    faith = run_faithfulness(
+        FaithfulnessConfig(task=task, methods=("saliency", "random"), samples=100, steps=4, sens_samples=5, subsets=10),
+        cache=tmp_cache,
+    )
+    roar = run_roar(RoarConfig(task=task, methods=("saliency", "random"), retrain=False), cache=tmp_cache)
+    store = ResultsStore(tmp_path / "r")
+    report = rebuild(tmp_cache, store)
+    assert report.recorded["eval-faithfulness"] == 1 and report.recorded["eval-roar"] == 1, report.skipped
+    deletion = store.scores(kind="eval-faithfulness", metric="deletion_auc").set_index("method")["value"]
+    assert deletion["saliency"] == pytest.approx(faith.aucs()["saliency"]["deletion_auc"])
+    area = store.scores(kind="eval-roar", metric="roar_no_retrain_area").set_index("method")["value"]
+    assert area["random"] == pytest.approx(roar.no_retrain["random"].area())
+    row = store.scores(kind="eval-roar", method="saliency").iloc[0]
+    assert (row["task"], row["seed"]) == ("toy16", 0)
