@@ -144,3 +144,40 @@ def test_cli_plugin_option_loads_the_example(capsys, tmp_path, monkeypatch):
         unregister_method("gradient_sign")
     assert main(["--plugin", str(tmp_path / "missing.py"), "symbolic"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_broken_plugin_fails_alone_in_vision_and_audio_and_the_rest_reaches_the_store(plugins, tmp_cache, tmp_path):
+    from chaosmining.experiments.audio import AudioConfig, AudioEvalConfig, run_audio
+    from chaosmining.experiments.vision import VisionConfig, VisionEvalConfig, run_vision
+    from chaosmining.results import ResultsStore, record
+
+    plugins("broken_raises", _raises)
+    store = ResultsStore(tmp_path / "r")
+    vcfg = VisionConfig.from_preset(
+        "quick", train={"epochs": 1}, canvas=32, foreground_size=8, train_size=60, val_size=12
+    )
+    vev = VisionEvalConfig.for_preset("quick", ("saliency", "broken_raises"), samples=6, gallery=2)
+    v = run_vision(vcfg, vev, cache=tmp_cache, device="cpu")
+    assert "my bug" in v.unavailable["broken_raises"] and 0.0 <= v.summary()["iou"]["saliency"] <= 1.0
+    acfg = AudioConfig.from_preset(
+        "quick",
+        model="tcn",
+        train={"epochs": 1},
+        source="formant",
+        words="core",
+        train_per_class=2,
+        test_per_class=1,
+        channels=4,
+        background_recordings=2,
+        background_seconds=2,
+    )
+    aev = AudioEvalConfig.for_preset("quick", ("saliency", "broken_raises"), samples=4, examples=1)
+    a = run_audio(acfg, aev, cache=tmp_cache, device="cpu")
+    assert set(a.channel_fprec) == {"saliency"} and any("broken_raises" in n for n in a.notes)
+    assert record("vision-result", {"model": vcfg, "eval": vev}, v, device="cpu", seconds=1.0, store=store)
+    assert record("audio-result", {"model": acfg, "eval": aev}, a, device="cpu", seconds=1.0, store=store)
+    iou = store.scores(modality="vision", metric="iou").set_index("method")["value"]
+    assert iou["saliency"] == pytest.approx(v.summary()["iou"]["saliency"]) and np.isnan(iou["broken_raises"])
+    fp = store.scores(modality="audio", metric="channel_fprec")
+    assert fp["method"].tolist() == ["saliency"] and fp["value"].iloc[0] == pytest.approx(a.channel_fprec["saliency"])
+    assert set(store.runs()["modality"]) == {"vision", "audio"}
