@@ -181,3 +181,18 @@ def test_broken_plugin_fails_alone_in_vision_and_audio_and_the_rest_reaches_the_
     fp = store.scores(modality="audio", metric="channel_fprec")
     assert fp["method"].tolist() == ["saliency"] and fp["value"].iloc[0] == pytest.approx(a.channel_fprec["saliency"])
     assert set(store.runs()["modality"]) == {"vision", "audio"}
+
+
+def test_the_app_loads_plugins_from_the_environment_and_pages_offer_them(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CHAOSMINING_PLUGINS", str(ROOT / "examples" / "gradient_sign_plugin.py"))
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        assert not at.exception and not at.error
+        at.switch_page("pages/1_Symbolic_functions.py").run()
+        assert not at.exception
+        options = [o for m in at.sidebar.multiselect for o in m.options]
+        assert any("Gradient sign" in o for o in options), options
+    finally:
+        unregister_method("gradient_sign")
