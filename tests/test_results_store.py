@@ -47,6 +47,7 @@ def test_round_trip_and_superseding(tmp_path):
     assert s["value"].tolist() == [0.5] and s["run_key"].tolist() == ["k1"]
     assert math.isnan(store.scores(metric="uscore", run_key="k1")["value"].iloc[0])  # None is stored as null
     runs = store.runs()
+    assert store.run_keys() == {"k1", "k2"}
     assert sorted(runs["run_key"]) == ["k1", "k2"] and json.loads(runs.set_index("run_key").loc["k1", "config"]) == {
         "seed": 0
     }
@@ -253,3 +254,22 @@ def test_evaluation_results_rebuild_with_their_summary_numbers(tmp_cache, tmp_pa
     assert area["random"] == pytest.approx(roar.no_retrain["random"].area())
     row = store.scores(kind="eval-roar", method="saliency").iloc[0]
     assert (row["task"], row["seed"]) == ("toy16", 0)
+
+
+def test_writers_compact_a_store_of_many_parts_unless_it_is_busy(tmp_path, monkeypatch):
+    import fcntl
+
+    from chaosmining.results import store as store_module
+
+    monkeypatch.setattr(store_module, "AUTO_COMPACT_PARTS", 3)
+    store = ResultsStore(tmp_path / "r")
+    for i in range(3):
+        store.add("symbolic-result", {}, _rec(i / 10), run_key=f"k{i}")
+    assert len(store.parts("runs")) == 1 and len(store.runs()) == 3
+    with open(store.root / ".lock", "a+") as fh:  # another process reading: compaction does not wait
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        store.add("symbolic-result", {}, _rec(0.5), run_key="k3")
+        store.add("symbolic-result", {}, _rec(0.6), run_key="k4")
+        assert store.compact(wait=False) == {} and len(store.parts("runs")) == 3
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    assert len(store.runs()) == 5

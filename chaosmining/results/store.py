@@ -57,6 +57,10 @@ __all__ = [
 RESULTS_ENV = "CHAOSMINING_RESULTS"
 _TABLES = ("scores", "runs")
 _STALE_SECONDS = 3600
+# Every record adds two files and a query reads them all (measured: 21 records in 21 parts took 6x as
+# long to query as the same rows compacted), so a writer that finds this many runs parts compacts, if
+# nobody else holds the lock.
+AUTO_COMPACT_PARTS = 128
 
 SCORES_SCHEMA = pa.schema(
     [
@@ -188,12 +192,17 @@ class ResultsStore:
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
 
     @contextmanager
-    def _lock(self, exclusive: bool) -> Iterator[None]:
+    def _lock(self, exclusive: bool, wait: bool = True) -> Iterator[bool]:
+        """Hold the store's lock; yields False (and holds nothing) when ``wait`` is off and it is taken."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
-                yield
+                fcntl.flock(fh, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -264,6 +273,8 @@ class ResultsStore:
             if scores:
                 self._write_part("scores", pa.Table.from_pylist(scores, schema=SCORES_SCHEMA))
             self._write_part("runs", pa.Table.from_pylist([run], schema=RUNS_SCHEMA))
+        if len(self.parts("runs")) >= AUTO_COMPACT_PARTS:
+            self.compact(wait=False)
         return record_id
 
     # --- reading ------------------------------------------------------------------------------
@@ -326,6 +337,10 @@ class ResultsStore:
         """Latest run records (``config`` is the run's configuration as JSON text)."""
         return self._select("runs", filters)
 
+    def run_keys(self) -> set[str]:
+        """Run keys the store has (their latest records): what a resumed reproduction can skip."""
+        return set(self.query("SELECT DISTINCT run_key FROM runs")["run_key"])
+
     def _select(self, view: str, filters: Mapping[str, Any]) -> pd.DataFrame:
         allowed = [f.name for f in _SCHEMAS[view]]
         where, params = [], []
@@ -344,15 +359,18 @@ class ResultsStore:
 
     # --- maintenance --------------------------------------------------------------------------
 
-    def compact(self) -> dict[str, int]:
+    def compact(self, wait: bool = True) -> dict[str, int]:
         """Merge every table's parts into one, dropping superseded records; returns parts removed per table.
 
         Holds the store's lock exclusively: writers and readers wait, and no part is removed while one
         is read. The merged part is published before the old parts are removed; a crash in between
-        leaves duplicates that the views ignore, and the next compaction removes them.
+        leaves duplicates that the views ignore, and the next compaction removes them. With ``wait``
+        off, returns ``{}`` at once when another process holds the lock.
         """
-        removed = {}
-        with self._lock(exclusive=True):
+        removed: dict[str, int] = {}
+        with self._lock(exclusive=True, wait=wait) as held:
+            if not held:
+                return removed
             con = duckdb.connect(":memory:")
             try:
                 olds = {t: self.parts(t) for t in _TABLES}
