@@ -62,6 +62,7 @@ _CONTEXT = ("target", "baselines", "feature_mask", "generator")
 _lock = threading.RLock()
 _loaded: dict[str, list[str]] = {}  # plugin spec (resolved) -> method names it registered
 _sources: dict[str, Any] = {}  # method name -> the registered function or class
+_scanned_entry_points = False  # installed packages do not change while the process runs
 
 
 def _param_specs(name: str, params: Any) -> tuple[ParamSpec, ...]:
@@ -277,16 +278,17 @@ def load_plugins(specs: Sequence[str] = (), *, env: bool = True, entry_points: b
     """Load ``specs``, then ``$CHAOSMINING_PLUGINS`` and the ``chaosmining.methods`` entry points.
 
     An entry point names a module (importing it registers its methods) or a function or class, which is
-    registered under the entry point's name with default options. Returns the names of the methods
-    registered by this call.
+    registered under the entry point's name with default options; entry points are read once per
+    process once they all load (the app calls this on every rerun). Returns the names of the methods registered by this call.
     """
+    global _scanned_entry_points
     added: list[str] = []
     wanted = list(specs)
     if env:
         wanted += [s for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
     for s in wanted:
         added += load_plugin(s)
-    if entry_points:
+    if entry_points and not _scanned_entry_points:
         for ep in _entry_points():
             key = f"entry-point:{ep.value}"
             with _lock:
@@ -304,6 +306,7 @@ def load_plugins(specs: Sequence[str] = (), *, env: bool = True, entry_points: b
                     register_method(ep.name, obj)
                 _loaded[key] = [n for n in METHODS.names() if n not in before]
                 added += _loaded[key]
+        _scanned_entry_points = True  # not before: a broken entry point is reported again on the next call
     return added
 
 

@@ -196,3 +196,26 @@ def test_the_app_loads_plugins_from_the_environment_and_pages_offer_them(monkeyp
         assert any("Gradient sign" in o for o in options), options
     finally:
         unregister_method("gradient_sign")
+
+
+def test_entry_points_register_their_function_or_module(tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from chaosmining import plugins as plugins_module
+
+    (tmp_path / "my_ep_plugin.py").write_text(
+        "import torch\n\ndef sign(model, inputs, *, target=None):\n"
+        "    return torch.autograd.grad(model(inputs)[:, target].sum(), inputs)[0].sign()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [EntryPoint("ep_sign", "my_ep_plugin:sign", "chaosmining.methods")]
+    monkeypatch.setattr(plugins_module, "_entry_points", lambda: eps)
+    monkeypatch.setattr(plugins_module, "_scanned_entry_points", False)
+    try:
+        assert plugins_module.load_plugins(env=False) == ["ep_sign"]
+        lin = torch.nn.Linear(3, 1)
+        expected = torch.sign(lin.weight.detach()).expand(2, 3).numpy()
+        np.testing.assert_array_equal(attribute(lin, torch.ones(2, 3), "ep_sign", target=0).values, expected)
+        assert plugins_module.load_plugins(env=False) == []  # read once
+    finally:
+        unregister_method("ep_sign")

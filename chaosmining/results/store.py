@@ -173,7 +173,7 @@ class ResultsStore:
     --------
     >>> store = ResultsStore("/tmp/cm-results-doctest")  # doctest: +SKIP
     >>> store.add("symbolic-result", {"seed": 0}, RunRecord("symbolic", "formula:1", scores=(
-    ...     ScoreRow("saliency", "fprec", 1.0),)), device="cpu", seconds=1.0)  # doctest: +SKIP
+    ...     ScoreRow("saliency", "fprec", 1.0),)), run_key="k1", device="cpu")  # doctest: +SKIP
     >>> store.scores(method="saliency")["value"].tolist()  # doctest: +SKIP
     [1.0]
     """
