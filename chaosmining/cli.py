@@ -163,9 +163,11 @@ def _rerun(args: argparse.Namespace) -> dict[str, Any]:
 def _load_plugins(argv: Sequence[str] | None) -> None:
     """``--plugin`` options (before the command) and ``$CHAOSMINING_PLUGINS``, loaded before the parser is
     built so that plugin methods are valid choices; exported in the environment for worker processes."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--plugin", action="append", default=[])
-    specs = pre.parse_known_args(argv)[0].plugin
+    specs = [
+        str(Path(s).expanduser().resolve()) if s.endswith(".py") else s for s in pre.parse_known_args(argv)[0].plugin
+    ]
     from .plugins import PLUGINS_ENV, load_plugins
 
     load_plugins(specs)
