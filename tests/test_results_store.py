@@ -273,3 +273,25 @@ def test_writers_compact_a_store_of_many_parts_unless_it_is_busy(tmp_path, monke
         assert store.compact(wait=False) == {} and len(store.parts("runs")) == 3
         fcntl.flock(fh, fcntl.LOCK_UN)
     assert len(store.runs()) == 5
+
+
+def test_feature_selection_results_rebuild_with_precision_and_error_per_selector(tmp_cache, tmp_path):
+    from chaosmining.experiments.rfe import RFEConfig, RFEDataConfig, run_rfe
+    from chaosmining.training import TrainConfig
+
+    config = RFEConfig(
+        data=RFEDataConfig(task="formula:2*a - 3*b + c", noise_features=5, samples=300),
+        selectors=("saliency", "linear"),
+        train=TrainConfig(epochs=20, snapshots=1),
+    )
+    result = run_rfe(config, cache=tmp_cache, workers=1)
+    store = ResultsStore(tmp_path / "r")
+    assert rebuild(tmp_cache, store, kinds=["rfe-result"]).recorded == {"rfe-result": 1}
+    s = store.scores(kind="rfe-result")
+    final = s[s["metric"] == "precision"].set_index("method")["value"]
+    assert final.to_dict() == pytest.approx({k: r.final_precision for k, r in result.runs.items()})
+    error = s[s["metric"] == "test_error"].set_index("method")["value"]
+    assert error["linear"] == pytest.approx(result.runs["linear"].final_error)
+    rounds = s[(s["method"] == "saliency") & s["metric"].str.startswith("precision@")]
+    assert len(rounds) == len(result.runs["saliency"].rounds)
+    assert (s["modality"] == "feature_selection").all() and (s["task"] == "formula:2*a - 3*b + c").all()
