@@ -122,6 +122,8 @@ def test_concurrent_writers_in_several_processes(tmp_path):
         "ATTACH 'x.db'",
         "INSTALL httpfs",
         "CREATE TABLE t AS SELECT 1",
+        "SET threads = 1",
+        "CALL pragma_version()",
     ],
 )
 def test_queries_are_read_only(tmp_path, sql):
@@ -209,6 +211,8 @@ def test_results_cli_rebuild_query_json_csv(tmp_cache, tmp_path, capsys):
     assert main(["results", "query", sql, *common, "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "method,value" and lines[1].startswith("random,") and len(lines) == 3
+    assert main(["results", "query", "-- a comment first\nFROM runs SELECT count(*) AS n", *common, "--csv"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "1"]
     assert main(["results", "query", "DELETE FROM _runs_all", *common]) == 2
     assert "read-only" in capsys.readouterr().err
 
