@@ -6,7 +6,14 @@ and keeps the url paths the multipage layout gives them (``/Symbolic_functions``
 
 import streamlit as st
 
+from chaosmining.errors import PluginError
+from chaosmining.plugins import load_plugins
 from ui.common import device_badge, get_cache, jobs, setup_page
+
+try:  # $CHAOSMINING_PLUGINS and installed entry points: code chosen by whoever started the server
+    load_plugins()
+except PluginError as exc:
+    st.error(f"A plugin could not be loaded: {exc}")
 
 PAGES = [  # (file, sidebar title, icon, the home page's words on it); the url path is the file name without its number
     (

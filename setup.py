@@ -25,7 +25,7 @@ setup(
     packages=[*find_packages(include=["chaosmining", "chaosmining.*"]), APP, f"{APP}.ui", f"{APP}.pages"],
     package_dir={APP: "."},
     package_data={
-        "chaosmining": ["native/*.c"],
+        "chaosmining": ["native/*.c", "results/*.csv"],
         APP: [".streamlit/*.toml", "assets/README.md", "assets/cache/*/*/*"],
     },
     cmdclass={"build_py": BuildPy},

@@ -18,4 +18,12 @@ _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "register_method"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy, so that ``import chaosmining`` stays light (no torch)
+    if name == "register_method":
+        from .plugins import register_method
+
+        return register_method
+    raise AttributeError(f"module 'chaosmining' has no attribute {name!r}")

@@ -59,7 +59,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .errors import ConfigError
+from .errors import AttributionMethodError, ChaosMiningError, ConfigError, JobCancelled
 from .registry import Registry
 from .runtime import synchronize
 from .validation import check_bool, check_choice, check_float, check_int
@@ -82,6 +82,7 @@ __all__ = [
     "trace_model",
     "PREFLIGHT_CHECKS",
     "group_mask",
+    "checked_compute",
 ]
 
 
@@ -126,7 +127,9 @@ class MethodSpec:
     """A registered attribution method.
 
     ``modalities`` lists the pages that offer it; ``checks`` names the :data:`PREFLIGHT_CHECKS` run
-    before it (hook-based methods only).
+    before it (hook-based methods only). ``plugin`` marks a user's method
+    (:func:`chaosmining.plugins.register_method`): what it raises and non-finite values it returns become
+    an :class:`~chaosmining.errors.AttributionMethodError` naming it.
     """
 
     name: str
@@ -141,6 +144,7 @@ class MethodSpec:
     is_control: bool = False
     modalities: tuple[str, ...] = ("symbolic", "vision", "audio")
     checks: tuple[str, ...] = ()
+    plugin: bool = False
 
 
 @dataclass(frozen=True)
@@ -935,6 +939,12 @@ def attribute(
     -------
     AttributionResult with ``values`` of the same shape as ``inputs``.
 
+    Raises
+    ------
+    AttributionMethodError
+        When the method returns another shape than its input's, or a plugin method raises or returns
+        NaN or infinite values. The modalities catch it per method and score the others.
+
     Examples
     --------
     >>> lin = torch.nn.Linear(3, 1)
@@ -962,7 +972,7 @@ def attribute(
             )
             xc = x[rows].clone().requires_grad_(not spec.is_control)
             request = AttributionRequest(model, xc, t, b, resolved, gen, feature_mask)
-            parts.append(spec.compute(request).detach())
+            parts.append(checked_compute(spec, request).detach())
         return torch.cat(parts)
 
     start = time.perf_counter()
@@ -973,6 +983,40 @@ def attribute(
     if measure_memory:
         _, peak = measure_peak_memory(run, device)
     return AttributionResult(method, values.cpu().numpy(), seconds, peak, notes)
+
+
+def checked_compute(spec: MethodSpec, request: AttributionRequest) -> torch.Tensor:
+    """``spec.compute(request)``, checked: the input's shape always; for plugins, any exception and
+    non-finite values too, each reported as an :class:`AttributionMethodError` naming the method."""
+    try:
+        out = spec.compute(request)
+    except (JobCancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if not spec.plugin or isinstance(exc, AttributionMethodError):
+            raise
+        detail = str(exc) if isinstance(exc, ChaosMiningError) else f"{type(exc).__name__}: {exc}"
+        raise AttributionMethodError(spec.name, f"raised {detail}") from exc
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(np.asarray(out, dtype=np.float32), device=request.inputs.device)
+        except (TypeError, ValueError):
+            raise AttributionMethodError(
+                spec.name, f"returned a {type(out).__name__}, not a tensor or array of the input's shape"
+            ) from None
+    if tuple(out.shape) != tuple(request.inputs.shape):
+        raise AttributionMethodError(
+            spec.name,
+            f"returned an array of shape {tuple(out.shape)} for inputs of shape {tuple(request.inputs.shape)} "
+            "(an attribution must have its input's shape)",
+        )
+    if spec.plugin:
+        bad = int((~torch.isfinite(out.detach())).sum())
+        if bad:
+            raise AttributionMethodError(
+                spec.name, f"returned {bad} NaN or infinite value(s) among {out.numel()} for {len(out)} input rows"
+            )
+    return out
 
 
 def chunk_rows(x: torch.Tensor, budget: int = 4_000_000, most: int = 2000) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,14 @@ __all__ = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="chaosmining", description="ChaosMining Explorer command line.")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load your own attribution method(s) from a module or a .py file before the command (repeatable; "
+        "also $CHAOSMINING_PLUGINS)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
@@ -69,7 +78,27 @@ def _rerun(args: argparse.Namespace) -> dict[str, Any]:
     return cmd.rerun(bundle, args)
 
 
+def _load_plugins(argv: Sequence[str] | None) -> None:
+    """``--plugin`` options (before the command) and ``$CHAOSMINING_PLUGINS``, loaded before the parser is
+    built so that plugin methods are valid choices; exported in the environment for worker processes."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    specs = [
+        str(Path(s).expanduser().resolve()) if s.endswith(".py") else s for s in pre.parse_known_args(argv)[0].plugin
+    ]
+    from .plugins import PLUGINS_ENV, load_plugins
+
+    load_plugins(specs)
+    if specs:
+        os.environ[PLUGINS_ENV] = ",".join([*specs, *filter(None, os.environ.get(PLUGINS_ENV, "").split(","))])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        _load_plugins(argv)
+    except ChaosMiningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     cmd = COMMANDS.get(args.command) if args.command != "rerun" else None

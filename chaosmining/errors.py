@@ -16,6 +16,8 @@ __all__ = [
     "TrainingDivergedError",
     "CacheCorruptError",
     "JobCancelled",
+    "AttributionMethodError",
+    "PluginError",
 ]
 
 
@@ -49,3 +51,22 @@ class CacheCorruptError(ChaosMiningError):
 
 class JobCancelled(ChaosMiningError):
     """A running job was stopped by the user."""
+
+
+class AttributionMethodError(ChaosMiningError):
+    """One attribution method failed: it raised, or returned the wrong shape or non-finite values.
+
+    The modalities catch it per method, so the run's other methods are still scored.
+    """
+
+    def __init__(self, method: str, problem: str) -> None:
+        self.method = method
+        self.problem = problem
+        super().__init__(
+            f"Method {method!r} failed: it {problem}. The run's other methods were scored; fix the method or leave "
+            "it out."
+        )
+
+
+class PluginError(ConfigError):
+    """A plugin (a user's attribution method) could not be loaded or registered."""

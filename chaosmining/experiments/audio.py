@@ -44,7 +44,7 @@ from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.audio import AudioDataConfig, AudioSplit, load_split
 from ..data.speech import CLIP_SAMPLES
-from ..errors import JobCancelled, TrainingDivergedError
+from ..errors import AttributionMethodError, JobCancelled, TrainingDivergedError
 from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
@@ -677,35 +677,40 @@ def evaluate_audio(
         "examples": test_split.batch(np.arange(k)).astype(np.float16),
     }
     scores: dict[str, Any] = {}
+    failed: list[str] = []
     for m in ev.methods:
         if report:
             report(stage=f"attributing: {METHODS.get(m).display_name}")
         params = ev.params_for(m)
         imp_parts, time_parts, env_parts = [], [], []
         seconds, warns = 0.0, []
-        with _no_cudnn(device, recurrent):
-            for start in range(0, n, chunk):
-                if should_stop and should_stop():
-                    raise JobCancelled("Stopped by the user while attributing.")
-                rows = idx_all[start : start + chunk]
-                x = test_split.batch(rows)
-                res = attribute(
-                    model,
-                    x,
-                    m,
-                    target=torch.as_tensor(pred[rows], device=device),
-                    params=params,
-                    feature_mask=mask if m in CHANNEL_FEATURE_METHODS else None,
-                    seed=seed + start,
-                )
-                seconds += res.seconds
-                warns += [w for w in res.warnings if w not in warns]
-                a = res.values
-                imp_parts.append(channel_importance(a))
-                time_parts.append(time_profile(a[np.arange(len(rows)), positions[rows]], TIME_BINS))
-                keep = rows < k
-                if keep.any():
-                    env_parts.append(time_profile(a[keep], ENVELOPE_BINS))
+        try:
+            with _no_cudnn(device, recurrent):
+                for start in range(0, n, chunk):
+                    if should_stop and should_stop():
+                        raise JobCancelled("Stopped by the user while attributing.")
+                    rows = idx_all[start : start + chunk]
+                    x = test_split.batch(rows)
+                    res = attribute(
+                        model,
+                        x,
+                        m,
+                        target=torch.as_tensor(pred[rows], device=device),
+                        params=params,
+                        feature_mask=mask if m in CHANNEL_FEATURE_METHODS else None,
+                        seed=seed + start,
+                    )
+                    seconds += res.seconds
+                    warns += [w for w in res.warnings if w not in warns]
+                    a = res.values
+                    imp_parts.append(channel_importance(a))
+                    time_parts.append(time_profile(a[np.arange(len(rows)), positions[rows]], TIME_BINS))
+                    keep = rows < k
+                    if keep.any():
+                        env_parts.append(time_profile(a[keep], ENVELOPE_BINS))
+        except AttributionMethodError as exc:  # a plugin that failed: reported, the others still score
+            failed.append(str(exc))
+            continue
         if m == "deeplift" and arch.deeplift_note and arch.deeplift_note not in warns:
             warns.append(arch.deeplift_note)  # the gates inside nn.RNN/nn.LSTM are invisible to hooks
         imp = np.concatenate(imp_parts)
@@ -735,6 +740,7 @@ def evaluate_audio(
         "n_eval": int(n),
         "scores": scores,
         "voiced_share": float(voiced.mean()),
+        "failed": failed,
     }
     return summary, arrays
 
@@ -900,7 +906,7 @@ def run_audio(
             train_seconds=trained.seconds,
             n_train=trained.n_train,
             device=trained.device if cached else str(dev),
-            notes=trained.notes + [n for n in notes if n not in trained.notes],
+            notes=trained.notes + [n for n in notes if n not in trained.notes] + summary.pop("failed", []),
         )
         (folder / "result.json").write_text(json.dumps(to_jsonable(summary), allow_nan=True))
         buf = io.BytesIO()

@@ -23,7 +23,7 @@ from ..attribution import METHODS, attribute, resolve_params
 from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.symbolic import SymbolicDataConfig, SymbolicDataset, ground_truth, make_symbolic_data, memory_budget_bytes
-from ..errors import ConfigError, ResourceError
+from ..errors import AttributionMethodError, ConfigError, ResourceError
 from ..metrics import (
     attribution_uscore,
     consistency,
@@ -179,6 +179,7 @@ class MethodScores:
     seconds: float
     peak_memory_bytes: int | None
     warnings: tuple[str, ...] = ()
+    error: str | None = None
 
 
 @dataclass
@@ -234,6 +235,7 @@ class SymbolicResult(ModelRunResult):
             "method_seconds": {m: s.seconds for m, s in self.scores.items()},
             "method_peak_memory_bytes": {m: s.peak_memory_bytes for m, s in self.scores.items()},
             "warnings": {m: list(s.warnings) for m, s in self.scores.items() if s.warnings},
+            "errors": {m: s.error for m, s in self.scores.items() if s.error},
             **self.run_fields(),
         }
 
@@ -292,9 +294,38 @@ def _method_fprec(
 ) -> dict[str, float]:
     out = {}
     for m in ev.methods:
-        values = attribute(model, X, m, target=0, params=ev.params_for(m), seed=seed).values
+        try:
+            values = attribute(model, X, m, target=0, params=ev.params_for(m), seed=seed).values
+        except AttributionMethodError:
+            out[m] = float("nan")  # reported once, by evaluate_symbolic
+            continue
         out[m] = fprec(values, ds.relevant)
     return out
+
+
+def _failed(m: str, exc: AttributionMethodError, X: np.ndarray, k: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A method that failed: NaN scores and arrays of the usual shapes (so every figure still draws), its error."""
+    nan = float("nan")
+    score = {
+        "method": m,
+        "fprec": nan,
+        "fprec_std": nan,
+        "uscore": None,
+        "ground_truth": None,
+        "consistency": nan,
+        "convergence": None,
+        "seconds": 0.0,
+        "peak_memory_bytes": None,
+        "warnings": [str(exc)],
+        "error": str(exc),
+    }
+    arrays = {
+        f"attr_{m}": np.full(X[:HEATMAP_ROWS].shape, np.nan, np.float32),
+        f"meanabs_{m}": np.full(X.shape[1], np.nan, np.float32),
+        f"fprec_{m}": np.full(len(X), np.nan, np.float32),
+        f"scatter_attr_{m}": np.full((min(len(X), SCATTER_ROWS), k), np.nan, np.float32),
+    }
+    return score, arrays
 
 
 def train_symbolic_model(
@@ -369,7 +400,12 @@ def evaluate_symbolic(
     for m in ev.methods:
         spec = METHODS.get(m)
         params = ev.params_for(m)
-        res = attribute(model, X, m, target=0, params=params, seed=seed, measure_memory=ev.measure_memory)
+        try:
+            res = attribute(model, X, m, target=0, params=params, seed=seed, measure_memory=ev.measure_memory)
+        except AttributionMethodError as exc:
+            scores[m], failed_arrays = _failed(m, exc, X, k)
+            arrays.update(failed_arrays)
+            continue
         a = res.values
         gt_kind = spec.ground_truth if not spec.is_control else "derivative"
         gt_params = {"steps": params["steps"]} if gt_kind == "path_integral" else {}
@@ -383,9 +419,12 @@ def evaluate_symbolic(
             curve[m] = []
             for _, snap in trained.snapshots:
                 snap_model = trained.model(snap, device=device)
-                curve[m].append(
-                    fprec(attribute(snap_model, X_curve, m, target=0, params=params, seed=seed).values, ds.relevant)
-                )
+                try:
+                    snap_attr = attribute(snap_model, X_curve, m, target=0, params=params, seed=seed).values
+                except AttributionMethodError:  # a snapshot the method fails on: a gap in its curve
+                    curve[m].append(float("nan"))
+                    continue
+                curve[m].append(fprec(snap_attr, ds.relevant))
             conv = convergence(curve_epochs, curve[m])
         scores[m] = {
             "method": m,

@@ -50,7 +50,7 @@ from ..data.vision import (
     make_vision_data,
     to_model_input,
 )
-from ..errors import JobCancelled, TrainingDivergedError
+from ..errors import AttributionMethodError, JobCancelled, TrainingDivergedError
 from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits_of, method_availability
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
@@ -849,30 +849,34 @@ def evaluate_vision(
         per: dict[str, list[np.ndarray]] = {"iou": [], "pointing": [], "mass": [], "boxes": [], "gallery": []}
         seconds = 0.0
         warns: list[str] = list(notes)
-        for block in range(0, n_eval, _EVAL_BLOCK):
-            if should_stop and should_stop():
-                raise JobCancelled("Stopped by the user while attributing.")
-            rows = idx[block : block + _EVAL_BLOCK]
-            x = torch.from_numpy(to_model_input(val.images(rows)))
-            res = attribute(
-                model,
-                x,
-                m,
-                target=torch.as_tensor(targets[rows], device=device),
-                params=ev.params_for(m),
-                feature_mask=mask if m == "feature_ablation" else None,
-                seed=seed + block,
-            )
-            seconds += res.seconds
-            warns += [w for w in res.warnings if w not in warns]
-            sc = localisation_scores(attribution_maps(res.values), boxes[rows], sigma)
-            for key in ("iou", "pointing", "mass", "boxes"):
-                per[key].append(sc[key])
-            keep = rows < n_gallery
-            if keep.any():
-                per["gallery"].append(_normalise(_downsample(sc["smoothed"][keep], factor)))
-            if report:
-                report(stage=f"attributing with {METHODS.get(m).short}", done=int(rows[-1]) + 1, total=n_eval)
+        try:
+            for block in range(0, n_eval, _EVAL_BLOCK):
+                if should_stop and should_stop():
+                    raise JobCancelled("Stopped by the user while attributing.")
+                rows = idx[block : block + _EVAL_BLOCK]
+                x = torch.from_numpy(to_model_input(val.images(rows)))
+                res = attribute(
+                    model,
+                    x,
+                    m,
+                    target=torch.as_tensor(targets[rows], device=device),
+                    params=ev.params_for(m),
+                    feature_mask=mask if m == "feature_ablation" else None,
+                    seed=seed + block,
+                )
+                seconds += res.seconds
+                warns += [w for w in res.warnings if w not in warns]
+                sc = localisation_scores(attribution_maps(res.values), boxes[rows], sigma)
+                for key in ("iou", "pointing", "mass", "boxes"):
+                    per[key].append(sc[key])
+                keep = rows < n_gallery
+                if keep.any():
+                    per["gallery"].append(_normalise(_downsample(sc["smoothed"][keep], factor)))
+                if report:
+                    report(stage=f"attributing with {METHODS.get(m).short}", done=int(rows[-1]) + 1, total=n_eval)
+        except AttributionMethodError as exc:  # a plugin that failed: reported, the others still score
+            unavailable[m] = str(exc)
+            continue
         iou = np.concatenate(per["iou"])
         mass = np.concatenate(per["mass"])
         scores[m] = {
