@@ -21,7 +21,7 @@ from chaosmining.experiments.vision import (
     result_key,
 )
 from chaosmining.models.vision import ARCHITECTURES, build_model, method_availability
-from chaosmining.runs import RunSpec
+from chaosmining.runs import RunSpec, gather
 from ui.common import PageRuns, orchestrate
 
 __all__ = [
@@ -54,17 +54,8 @@ def submit_conditions(config: VisionConfig, ev: VisionEvalConfig, device: str) -
     """Queue the four noise conditions as this session's runs (cached ones answer at once)."""
 
     def work(ctx: Any) -> dict[str, VisionResult]:
-        handles = {
-            code: ctx.submit(RunSpec("vision", cfg, ev, device)) for code, cfg in noise_conditions(config).items()
-        }
-        done: set[str] = set()
-        while len(done) < len(handles):
-            ctx.check_cancelled()
-            for code, h in handles.items():
-                if code not in done and h.wait(0.1):
-                    done.add(code)
-                    ctx.report(stage=f"condition {code} finished ({len(done)} of {len(handles)})", condition=code)
-        return {code: h.result() for code, h in handles.items()}
+        specs = {code: RunSpec("vision", cfg, ev, device) for code, cfg in noise_conditions(config).items()}
+        return gather(specs, submit=ctx.submit, report=ctx.report, should_stop=ctx.should_stop)
 
     return orchestrate(
         conditions_key(config, ev),

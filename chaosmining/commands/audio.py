@@ -22,11 +22,18 @@ from ..experiments.audio import (
     AudioConfig,
     AudioEvalConfig,
     AudioResult,
-    run_audio,
 )
 from ..export import write_bundle
 from ..models.audio import AUDIO_MODELS
-from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from .base import (
+    COMMANDS,
+    Command,
+    cache_from_args,
+    comma_list,
+    parse_method_params,
+    rerun_model_bundle,
+    through_executor,
+)
 from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args", "detect_source"]
@@ -67,7 +74,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--eval-samples", type=int, default=None, help="test clips to attribute (0 = all)")
     p.add_argument("--examples", type=int, default=None, help="clips whose waveforms are kept for figures")
-    p.add_argument("--workers", type=int, default=None, help="processes composing batches (default 0 on CPU)")
+    p.add_argument("--loader-workers", type=int, default=None, help="processes composing batches (default 0 on CPU)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -133,7 +140,7 @@ def _export(result: AudioResult, a: argparse.Namespace) -> None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     config, ev = config_from_args(a), eval_from_args(a)
     with progress(a) as report:
-        result = run_audio(config, ev, cache=cache_from_args(a), device=a.device, report=report, workers=a.workers)
+        result = through_executor("audio", a)(config, ev, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a)
     return result.summary()
@@ -147,7 +154,7 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
             task="audio",
             config_type=AudioConfig,
             eval_type=AudioEvalConfig,
-            run=run_audio,
+            run=through_executor("audio", a),
             score="channel_fprec",
             export=_export,
             report=report,

@@ -16,6 +16,7 @@ from typing import Any
 from ..cache import Cache
 from ..errors import ConfigError
 from ..registry import Registry
+from ..runs import EXECUTORS, RunSpec, execute, get_executor
 
 __all__ = [
     "Command",
@@ -142,5 +143,33 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """How a work command runs: the options every long-running command shares (``--quiet`` so far)."""
+    """How a work command runs: the options every long-running command shares."""
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS.names(),
+        default=None,
+        help="where the work runs: local worker processes, or a Ray cluster ($RAY_ADDRESS, else a local Ray "
+        "instance) (default: $CHAOSMINING_EXECUTOR or local)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once: local worker processes or Ray tasks (default: $CHAOSMINING_WORKERS or the CPU count)",
+    )
+
+
+def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:
+    """A function with the library's run signature (``run(config, ev, *, cache, device, report)``) that
+    performs ``kind`` through the run layer with the command's ``--executor`` and ``--workers``."""
+
+    def run(
+        config: Any, ev: Any = None, *, cache: Cache | None = None, device: str = "auto", report: Any = None, **_: Any
+    ) -> Any:
+        if a.workers is not None and a.workers < 1:
+            raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
+        executor = get_executor(cache, a.executor, workers=a.workers)
+        return execute(RunSpec(kind, config, ev, device), executor=executor, report=report)
+
+    return run

@@ -35,7 +35,7 @@ from ..evaluation import (
 )
 from ..evaluation.common import MethodsConfig
 from ..export import write_bundle
-from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, through_executor
 from .progress import progress
 
 __all__ = ["EVALUATION_COMMANDS"]
@@ -389,7 +389,7 @@ def _make(spec: EvaluationCommand) -> Command:
         _check_device(a)
         config, cache = spec.config(a), cache_from_args(a)
         with progress(a, label=spec.name) as report:
-            result = spec.run(config, cache=cache, report=report)
+            result = through_executor(spec.name, a)(config, cache=cache, device="cpu", report=report)
         return _finish(result, a)
 
     def rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
@@ -401,7 +401,7 @@ def _make(spec: EvaluationCommand) -> Command:
             )
         config, cache = spec.config_type.from_dict(cfg), cache_from_args(a)
         with progress(a, label=spec.name) as report:
-            result = spec.run(config, cache=cache, report=report)
+            result = through_executor(spec.name, a)(config, cache=cache, device="cpu", report=report)
         return _finish(result, a)
 
     return Command(spec.name, spec.help, spec.add_arguments, run, spec.render, rerun)

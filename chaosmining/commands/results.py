@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from .base import COMMANDS, Command
 from ..errors import ConfigError
+from .base import COMMANDS, Command
 
 _ACTIONS = ("query", "rebuild", "compact", "paper")
 

@@ -9,12 +9,21 @@ import pandas as pd
 
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
-from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult, run_symbolic
+from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult
 from ..export import write_bundle
 from ..models.mlp import MLPConfig
+from ..runs import get_executor
 from ..sweep import FACTORS, SweepConfig, run_sweep, sweep_from_dict
 from ..training import TrainConfig
-from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from .base import (
+    COMMANDS,
+    Command,
+    cache_from_args,
+    comma_list,
+    parse_method_params,
+    rerun_model_bundle,
+    through_executor,
+)
 from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args"]
@@ -90,7 +99,7 @@ def _export(result: SymbolicResult, a: argparse.Namespace) -> None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     config, ev = config_from_args(a), eval_from_args(a)
     with progress(a) as report:
-        result = run_symbolic(config, ev, cache=cache_from_args(a), device=a.device, report=report)
+        result = through_executor("symbolic", a)(config, ev, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a)
     return result.summary()
@@ -104,7 +113,7 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
             task="symbolic",
             config_type=SymbolicConfig,
             eval_type=EvalConfig,
-            run=run_symbolic,
+            run=through_executor("symbolic", a),
             score="fprec",
             export=_export,
             report=report,
@@ -144,7 +153,6 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factor", required=True, choices=FACTORS.names())
     p.add_argument("--values", type=comma_list, default=None, help="comma-separated values (default: the paper's grid)")
     p.add_argument("--seeds", type=comma_list, default=["0"], help="comma-separated seeds")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     _add_symbolic_arguments(p, formula_required=False)
 
 
@@ -169,7 +177,8 @@ def _sweep_config(a: argparse.Namespace) -> SweepConfig:
 def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
     config = _sweep_config(a)
     with progress(a, label="sweep cells") as report:
-        result = run_sweep(config, cache=cache_from_args(a), device=a.device, workers=a.workers, report=report)
+        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
+        result = run_sweep(config, executor=ex, device=a.device, report=report)
     if a.export:
         from ..viz import sweep_curves
 
@@ -200,7 +209,8 @@ def _render_sweep(out: dict[str, Any]) -> str:
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     config = sweep_from_dict(bundle["config"])
     with progress(a, label="sweep cells") as report:
-        return run_sweep(config, cache=cache_from_args(a), device=a.device, report=report).summary()
+        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
+        return run_sweep(config, executor=ex, device=a.device, report=report).summary()
 
 
 COMMANDS.register(

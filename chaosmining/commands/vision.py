@@ -22,13 +22,21 @@ from ..experiments.vision import (
     VisionConfig,
     VisionEvalConfig,
     VisionResult,
-    run_conditions,
-    run_vision,
+    noise_conditions,
     vision_param_defaults,
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
-from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, rerun_model_bundle
+from ..runs import RunSpec, gather, get_executor
+from .base import (
+    COMMANDS,
+    Command,
+    cache_from_args,
+    comma_list,
+    parse_method_params,
+    rerun_model_bundle,
+    through_executor,
+)
 from .progress import progress
 
 __all__ = ["config_from_args", "eval_from_args"]
@@ -121,9 +129,11 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     cache = cache_from_args(a)
     with progress(a) as report:
         if a.conditions:
-            results = run_conditions(config, ev, cache=cache, device=a.device, report=report)
+            ex = get_executor(cache, a.executor, workers=a.workers)
+            specs = {code: RunSpec("vision", c, ev, a.device) for code, c in noise_conditions(config).items()}
+            results = gather(specs, submit=lambda spec: ex.submit(spec, session="cli"), report=report)
             return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}
-        result = run_vision(config, ev, cache=cache, device=a.device, report=report)
+        result = through_executor("vision", a)(config, ev, cache=cache, device=a.device, report=report)
     if a.export:
         _export(result, a)
     return result.summary()
@@ -137,7 +147,7 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
             task="vision",
             config_type=VisionConfig,
             eval_type=VisionEvalConfig,
-            run=run_vision,
+            run=through_executor("vision", a),
             score="iou",
             export=_export,
             report=report,

@@ -20,6 +20,7 @@ from .factory import (
     FINISHED_HOOKS,
     execute,
     follow,
+    gather,
     get_executor,
     make_executor,
     shutdown_executor,
@@ -48,4 +49,5 @@ __all__ = [
     "FINISHED_HOOKS",
     "execute",
     "follow",
+    "gather",
 ]

@@ -28,6 +28,7 @@ The backend does the work: :class:`~chaosmining.runs.local.LocalBackend` (worker
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -226,7 +227,7 @@ class RunHandle:
         if not self._has_result:
             if self.spec is None:
                 raise ChaosMiningError("This run has no result.")
-            self._result = self.spec.entry.load(self.spec, self._executor.cache)
+            self._result = _as_performed(self.spec.entry.load(self.spec, self._executor.cache), self)
             self._has_result = True
         return self._result
 
@@ -710,6 +711,20 @@ class Executor:
         for _, _, rec in records[-_JOURNAL_KEEP:]:
             if rec.get("status") == "interrupted":
                 self._interrupted[rec["key"]] = rec
+
+
+def _as_performed(result: Any, handle: RunHandle) -> Any:
+    """The driver reads every result back from the cache; a run it performed (not a cache hit) says so,
+    with the run's own duration, like a result computed in this process."""
+    if handle.cached or not dataclasses.is_dataclass(result):
+        return result
+    names = {f.name for f in dataclasses.fields(result)}
+    changes: dict[str, Any] = {}
+    if "cached" in names:
+        changes["cached"] = False
+    if "seconds" in names and handle.started is not None and handle.finished is not None:
+        changes["seconds"] = handle.finished - handle.started
+    return dataclasses.replace(result, **changes) if changes else result
 
 
 def _alive(pid: int) -> bool:

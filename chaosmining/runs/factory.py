@@ -9,12 +9,15 @@ outlives its server. ``CHAOSMINING_EXECUTOR`` picks the backend for the app; CLI
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..cache import Cache
+from ..errors import JobCancelled
 from ..registry import Registry
 from .executor import Executor, RunHandle
 
@@ -27,9 +30,11 @@ __all__ = [
     "FINISHED_HOOKS",
     "execute",
     "follow",
+    "gather",
 ]
 
 EXECUTOR_ENV = "CHAOSMINING_EXECUTOR"
+log = logging.getLogger(__name__)
 
 #: Called on the driver with every handle that finished with status ``done`` (the results store records there).
 FINISHED_HOOKS: list[Callable[[RunHandle], None]] = []
@@ -52,6 +57,39 @@ EXECUTORS.register("local", _local)
 EXECUTORS.register("ray", _ray)
 
 
+_RECORDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaosmining-results")
+
+
+def record_in_store(handle: RunHandle) -> None:
+    """File a finished run's scores in the results store, on the driver (so it works with Ray workers).
+
+    Loading the result can take a moment, so it happens on a background thread, never in the scheduler;
+    a store failure is logged by :func:`chaosmining.results.record` and never fails the run.
+    """
+    spec = handle.spec
+    if spec is None or handle.cached or handle.status != "done":
+        return
+
+    def work() -> None:
+        from ..results import record
+
+        kind = spec.entry
+        try:
+            entry = handle._executor.cache.load(kind.result_kind, kind.result_key(spec.config, spec.eval))
+            result = handle.result()
+        except Exception:  # the result could not be read back: nothing to record
+            log.exception("could not read back %s for the results store", handle.key)
+            return
+        if entry is not None:
+            seconds = (handle.finished or 0) - (handle.started or 0)
+            record(kind.result_kind, entry.config, result, device=spec.device, seconds=seconds)
+
+    _RECORDER.submit(work)
+
+
+FINISHED_HOOKS.append(record_in_store)
+
+
 def _finished(handle: RunHandle) -> None:
     for hook in list(FINISHED_HOOKS):
         hook(handle)
@@ -70,12 +108,13 @@ _EXECUTOR: Executor | None = None
 _LOCK = threading.Lock()
 
 
-def get_executor(cache: Cache | None = None, name: str | None = None) -> Executor:
-    """The process-wide executor (created on first use with ``cache`` and backend ``name``; shut down at exit)."""
+def get_executor(cache: Cache | None = None, name: str | None = None, workers: int | None = None) -> Executor:
+    """The process-wide executor (created on first use with ``cache``, backend ``name`` and ``workers``;
+    shut down at exit)."""
     global _EXECUTOR
     with _LOCK:
         if _EXECUTOR is None:
-            _EXECUTOR = make_executor(name, cache=cache)
+            _EXECUTOR = make_executor(name, cache=cache, workers=workers)
             atexit.register(shutdown_executor)
         return _EXECUTOR
 
@@ -127,3 +166,35 @@ def execute(
     if not isinstance(executor, Executor):
         executor = get_executor(cache, executor)
     return follow(executor.submit(spec, session=session), report, should_stop)
+
+
+def gather(
+    specs: dict[str, Any],
+    *,
+    submit: Callable[[Any], RunHandle],
+    report: Callable[..., None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Submit every ``{label: RunSpec}`` with ``submit`` and return ``{label: result}`` once all have finished.
+
+    ``report`` gets ``stage``/``done``/``total`` as runs finish; Stop stops the runs still queued or running.
+    A failed run raises its error after the others finished (their results stay cached).
+    """
+    handles = {label: submit(spec) for label, spec in specs.items()}
+    finished: list[str] = []
+    while len(finished) < len(handles):
+        if should_stop is not None and should_stop():
+            for h in handles.values():
+                if not h.done:
+                    h.stop()
+            raise JobCancelled(f"Stopped by the user after {len(finished)} of {len(handles)} runs.")
+        for label, h in handles.items():
+            if label not in finished and h.wait(0.1):
+                finished.append(label)
+                if report is not None:
+                    report(
+                        stage=f"{label} finished ({len(finished)} of {len(handles)})",
+                        done=len(finished),
+                        total=len(handles),
+                    )
+    return {label: h.result() for label, h in handles.items()}

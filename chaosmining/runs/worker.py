@@ -20,6 +20,7 @@ from typing import Any
 
 from ..cache import Cache
 from ..errors import ChaosMiningError, JobCancelled
+from ..plugins import load_plugins
 from ..runtime import configure_threads
 from .spec import RUN_KINDS, RunSpec
 
@@ -30,6 +31,7 @@ BUILTIN_KINDS_MODULE = "chaosmining.runs.kinds"
 
 def _import_kind_modules(modules: list[str]) -> None:
     importlib.import_module(BUILTIN_KINDS_MODULE)
+    load_plugins()  # $CHAOSMINING_PLUGINS: the server's or the CLI's own methods (idempotent)
     for name in modules:
         if name and name != "__main__":
             importlib.import_module(name)
