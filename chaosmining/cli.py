@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from .commands.base import (
     rerun_model_bundle,
 )
 from .errors import ChaosMiningError
+from .runs import shutdown_executor
 from .runtime import configure_threads
 
 __all__ = [
@@ -93,7 +96,17 @@ def _load_plugins(argv: Sequence[str] | None) -> None:
         os.environ[PLUGINS_ENV] = ",".join([*specs, *filter(None, os.environ.get(PLUGINS_ENV, "").split(","))])
 
 
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the work stops cleanly (exit status 143)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal's signature
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _load_plugins(argv)
     except ChaosMiningError as exc:
@@ -119,8 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted; the running work was stopped and nothing half-written was kept", file=sys.stderr)
+        shutdown_executor()
         return 130
+    except _Terminated:
+        print("error: terminated; the running work was stopped and nothing half-written was kept", file=sys.stderr)
+        shutdown_executor()
+        return 143
     if isinstance(out, int):
         return out
     if args.json:

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..cache import Cache
@@ -106,16 +107,34 @@ def make_executor(
 
 _EXECUTOR: Executor | None = None
 _LOCK = threading.Lock()
+_REGISTERED: list[bool] = []
 
 
 def get_executor(cache: Cache | None = None, name: str | None = None, workers: int | None = None) -> Executor:
-    """The process-wide executor (created on first use with ``cache``, backend ``name`` and ``workers``;
-    shut down at exit)."""
+    """The process-wide executor, shut down at exit.
+
+    Made on first use with ``cache``, backend ``name`` and ``workers``; a later call that asks for another
+    cache folder, backend or worker count (a script or test calling the CLI twice) replaces it.
+    """
     global _EXECUTOR
+    with _LOCK:
+        ex = _EXECUTOR
+        if ex is not None and (
+            (cache is not None and Path(cache.root) != Path(ex.cache.root))
+            or (name is not None and name != ex.backend.name)
+            or (workers is not None and workers != ex.capacity)
+        ):
+            _EXECUTOR = None
+        else:
+            ex = None
+    if ex is not None:
+        ex.shutdown()
     with _LOCK:
         if _EXECUTOR is None:
             _EXECUTOR = make_executor(name, cache=cache, workers=workers)
-            atexit.register(shutdown_executor)
+            if not _REGISTERED:
+                atexit.register(shutdown_executor)
+                _REGISTERED.append(True)
         return _EXECUTOR
 
 
