@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bundle import config_from_bundle, read_bundle
 from .errors import ChaosMiningError, ConfigError
 from .registry import Registry
 
@@ -88,11 +89,8 @@ def rerun_model_bundle(
 ) -> dict[str, Any]:
     """Re-run a model + evaluation bundle and report how far its ``score`` (by method) moved from the bundle's."""
     cfg = bundle.get("config", {})
-    try:
-        config = config_type.from_dict(cfg.get("model", {}))
-        ev = eval_type.from_dict(cfg.get("eval", {}))
-    except TypeError as exc:
-        raise ConfigError(f"The bundle's 'config' does not describe a {task} run: {exc}") from None
+    config = config_from_bundle(lambda c: config_type.from_dict(c.get("model", {})), cfg, task)
+    ev = config_from_bundle(lambda c: eval_type.from_dict(c.get("eval", {})), cfg, task)
     result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
     out = result.summary()
     old, new = bundle.get("results", {}).get(score, {}), out[score]
@@ -138,11 +136,8 @@ def _load_commands() -> None:
 
 
 def _rerun(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        bundle = json.loads(args.bundle.read_text())
-    except (OSError, ValueError) as exc:
-        raise ChaosMiningError(f"The 'bundle' argument could not be read as JSON: {exc}") from None
-    task = bundle.get("task") if isinstance(bundle, dict) else None
+    bundle = read_bundle(args.bundle)  # checked: shape, size, no cache folder, paths only under the data roots
+    task = bundle["task"]
     cmd = COMMANDS.get(task) if task in COMMANDS else None
     if cmd is None or cmd.rerun is None:
         raise ChaosMiningError(

@@ -23,7 +23,13 @@ from .validation import MESSAGE
 
 __all__ = [
     "MAX_UPLOAD_MB",
-    "UPLOADS_ENV", "UPLOAD_TTL_SECONDS", "upload_dir", "store_upload", "is_upload", "sweep_uploads"]
+    "UPLOADS_ENV",
+    "UPLOAD_TTL_SECONDS",
+    "upload_dir",
+    "store_upload",
+    "is_upload",
+    "sweep_uploads",
+]
 
 MAX_UPLOAD_MB = 20
 UPLOAD_TTL_SECONDS = 24 * 3600

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..config import field_default
 from ..errors import ConfigError
@@ -397,7 +398,7 @@ def _make(spec: EvaluationCommand) -> Command:
                 f"The bundle's 'config' must be an object for a {spec.name!r} bundle. Got {cfg!r} instead."
             )
         cache = cache_from_args(a)
-        return _finish(spec.run(spec.config_type.from_dict(cfg), cache=cache), a)
+        return _finish(spec.run(config_from_bundle(spec.config_type.from_dict, cfg, spec.name), cache=cache), a)
 
     return Command(spec.name, spec.help, spec.add_arguments, run, spec.render, rerun)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params
 from ..experiments.rfe import (
     DEFAULT_SELECTORS,
@@ -116,7 +117,8 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    result = run_rfe(rfe_config_from_dict(bundle.get("config", {})), cache=cache_from_args(a), device=a.device)
+    config = config_from_bundle(rfe_config_from_dict, bundle.get("config", {}), "rfe")
+    result = run_rfe(config, cache=cache_from_args(a), device=a.device)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()

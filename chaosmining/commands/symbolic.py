@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..cli import COMMANDS, Command, _comma_list, cache_from_args, parse_method_params, rerun_model_bundle
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
@@ -193,7 +194,8 @@ def _render_sweep(out: dict[str, Any]) -> str:
 
 
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    return run_sweep(sweep_from_dict(bundle["config"]), cache=cache_from_args(a), device=a.device).summary()
+    config = config_from_bundle(sweep_from_dict, bundle.get("config", {}), "sweep")
+    return run_sweep(config, cache=cache_from_args(a), device=a.device).summary()
 
 
 COMMANDS.register(

@@ -274,7 +274,9 @@ def read_label_csv(
     classes = sorted(y_raw.unique().tolist(), key=str)
     if len(classes) != 2:
         shown = f": {_names([str(c) for c in classes])}" if own else ""
-        raise DataError(f"The label column {label!r} of {name} must hold exactly two classes. Got {len(classes)}{shown}.")
+        raise DataError(
+            f"The label column {label!r} of {name} must hold exactly two classes. Got {len(classes)}{shown}."
+        )
     y = (y_raw == classes[1]).to_numpy(dtype=np.int64)
     return features.to_numpy(dtype=np.float64), y, list(features.columns)
 
