@@ -92,12 +92,25 @@ def check_bundle(bundle: Any) -> None:
     _walk(config, "config")
 
 
-def config_from_bundle(build: Callable[[Any], T], config: Any, task: str) -> T:
-    """``build(config)``, with a wrong shape (unknown or missing keys, a list for an object) reported as a
-    :class:`ConfigError` that names ``task``; the config classes' own errors pass through unchanged."""
+def _unknown_keys(given: Any, built: Any, where: str) -> None:
+    """Refuse keys of ``given`` that the built configuration does not have (a typo or a crafted field)."""
+    if not (isinstance(given, dict) and isinstance(built, dict)):
+        return
+    for key, value in given.items():
+        if key not in built:
+            raise ConfigError(f"The bundle's '{where}.{key}' is not a setting there; the settings are {sorted(built)}.")
+        _unknown_keys(value, built[key], f"{where}.{key}")
+
+
+def config_from_bundle(build: Callable[[Any], T], config: Any, task: str, where: str = "config") -> T:
+    """``build(config)``, refusing keys the built configuration does not have. A wrong shape (a list for
+    an object, a missing key) becomes a :class:`ConfigError` naming ``task``; the config classes' own
+    errors (types, bounds, names) pass through unchanged."""
     try:
-        return build(config)
+        built = build(config)
     except (TypeError, KeyError, AttributeError, IndexError) as exc:
         raise ConfigError(
-            f"The bundle's 'config' does not describe a {task!r} run: {type(exc).__name__}: {str(exc)[:200]}"
+            f"The bundle's '{where}' does not describe a {task!r} run: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
+    _unknown_keys(config, built.to_dict() if hasattr(built, "to_dict") else None, where)
+    return built

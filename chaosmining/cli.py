@@ -89,8 +89,8 @@ def rerun_model_bundle(
 ) -> dict[str, Any]:
     """Re-run a model + evaluation bundle and report how far its ``score`` (by method) moved from the bundle's."""
     cfg = bundle.get("config", {})
-    config = config_from_bundle(lambda c: config_type.from_dict(c.get("model", {})), cfg, task)
-    ev = config_from_bundle(lambda c: eval_type.from_dict(c.get("eval", {})), cfg, task)
+    config = config_from_bundle(config_type.from_dict, cfg.get("model", {}), task, "config.model")
+    ev = config_from_bundle(eval_type.from_dict, cfg.get("eval", {}), task, "config.eval")
     result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
     out = result.summary()
     old, new = bundle.get("results", {}).get(score, {}), out[score]
