@@ -1,6 +1,6 @@
 """Files uploaded in the browser: size-limited, kept in a private temporary folder, swept after a day.
 
-An upload is stored under its content's SHA-256 in :func:`upload_dir` (a folder of the system's
+An upload is stored as ``<SHA-256 of its content>/<its name>`` in :func:`upload_dir` (a folder of the system's
 temporary directory that only the server's user can open), never in the cache: uploads are one
 session's data, not results to keep. :func:`store_upload` removes uploads older than
 :data:`UPLOAD_TTL_SECONDS` each time it stores one. The page shows the upload's own name, never this
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -54,26 +56,32 @@ def is_upload(path: str | os.PathLike[str]) -> bool:
         real, base = Path(os.path.realpath(path)), Path(os.path.realpath(_folder()))
     except (OSError, ValueError):
         return False
-    return real.parent == base
+    return real.parent.parent == base
 
 
 def sweep_uploads(older_than: float = UPLOAD_TTL_SECONDS) -> int:
     """Remove stored uploads last used more than ``older_than`` seconds ago; returns how many."""
     removed, now = 0, time.time()
-    for p in upload_dir().iterdir():
+    for d in upload_dir().iterdir():
         try:
-            if p.is_file() and now - p.stat().st_mtime > older_than:
-                p.unlink()
+            if d.is_dir() and now - d.stat().st_mtime > older_than:
+                shutil.rmtree(d)
                 removed += 1
         except OSError:  # another session removed or touched it meanwhile
             continue
     return removed
 
 
-def store_upload(name: str, data: bytes, *, suffix: str = ".csv", max_mb: float = MAX_UPLOAD_MB) -> Path:
-    """Store ``data`` (content-addressed) and return its path; refuses an upload over ``max_mb`` megabytes.
+def _safe_name(name: str, suffix: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._")[:80] or "upload"
+    return stem if stem.lower().endswith(suffix) else stem + suffix
 
-    Storing the same bytes again reuses the file and renews its day.
+
+def store_upload(name: str, data: bytes, *, suffix: str = ".csv", max_mb: float = MAX_UPLOAD_MB) -> Path:
+    """Store ``data`` as ``<sha256>/<name>`` and return its path; refuses an upload over ``max_mb`` megabytes.
+
+    The folder is named by the content, the file keeps the user's name (made safe: letters, digits,
+    ``._-``), so the page can title it. Storing the same upload again renews its day.
     """
     if len(data) > max_mb * 1024 * 1024:
         raise DataError(
@@ -85,11 +93,12 @@ def store_upload(name: str, data: bytes, *, suffix: str = ".csv", max_mb: float 
             )
         )
     sweep_uploads()
-    path = upload_dir() / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
-    if path.is_file():
-        os.utime(path)
-        return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    folder = upload_dir() / hashlib.sha256(data).hexdigest()[:32]
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.utime(folder)
+    path = folder / _safe_name(name, suffix)
+    if not path.is_file():
+        tmp = folder / f".{path.name}.{os.getpid()}.part"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
     return path

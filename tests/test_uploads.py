@@ -28,11 +28,13 @@ def test_an_upload_over_the_limit_is_refused_with_the_limit_and_its_size(uploads
 
 
 def test_uploads_are_content_addressed_private_and_swept_after_a_day(uploads):
-    a = store_upload("a.csv", b"x,y\n1,0\n")
-    assert store_upload("renamed.csv", b"x,y\n1,0\n") == a and is_upload(a) and a.parent == uploads
+    a = store_upload("../../etc/My data.csv", b"x,y\n1,0\n")
+    assert a.name == "My_data.csv" and a.parent.parent == uploads and is_upload(a)
+    assert store_upload("../../etc/My data.csv", b"x,y\n1,0\n") == a
+    assert store_upload("other", b"x,y\n1,0\n") == a.parent / "other.csv"
     assert oct(uploads.stat().st_mode & 0o777) == "0o700"
     old = time.time() - 2 * 24 * 3600
-    os.utime(a, (old, old))
+    os.utime(a.parent, (old, old))
     assert sweep_uploads() == 1 and not a.exists()
     assert not is_upload(uploads.parent / "elsewhere.csv")
 
