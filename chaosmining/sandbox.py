@@ -26,7 +26,15 @@ from .cache import default_cache_root
 from .errors import ConfigError
 from .validation import MESSAGE
 
-__all__ = ["DATA_ROOTS_ENV", "PathRefused", "allowed_roots", "default_roots", "resolve_user_path", "roots_text"]
+__all__ = [
+    "DATA_ROOTS_ENV",
+    "PathRefused",
+    "allowed_roots",
+    "default_roots",
+    "resolve_user_path",
+    "resolve_user_folder",
+    "roots_text",
+]
 
 DATA_ROOTS_ENV = "CHAOSMINING_DATA_ROOTS"
 _OWNER = "the app"
@@ -146,3 +154,10 @@ roots '/srv/data' (whoever starts the server sets them in CHAOSMINING_DATA_ROOTS
             + " Ask whoever runs the server to make it readable."
         )
     return real
+
+
+def resolve_user_folder(text: str, *, parameter: str, owner: str = _OWNER) -> str | None:
+    """:func:`resolve_user_path` for an optional folder field: ``None`` when left blank, else the real path."""
+    if not str(text).strip():
+        return None
+    return str(resolve_user_path(text, parameter=parameter, kind="folder", owner=owner))
