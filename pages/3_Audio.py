@@ -298,9 +298,11 @@ def render_clip(result: Any) -> None:
         format_func=lambda ch: f"{ch}" + (" (speech)" if ch == ex["channel"] else ""),
         key=P + f"spec_channel_{example}",
     )
+    c2.plotly_chart(viz.channel_importance_bars(result, example), key="aud_clip_importance")
+    c1, c2 = st.columns(2)
     # theme=None: Streamlit's theme would replace the spectrogram's colour scale with its own
     c1.plotly_chart(viz.spectrogram_figure(result, example, int(channel), method), key="aud_spec", theme=None)
-    c2.plotly_chart(viz.channel_importance_bars(result, example), key="aud_clip_importance")
+    c2.plotly_chart(viz.mel_spectrogram_figure(result, example, int(channel), method), key="aud_mel", theme=None)
 
 
 with tab_channels:

@@ -101,3 +101,13 @@ def test_exported_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
     assert back["mixed"][2] == "'\rCR"
     data, names = export_bundle({}, None, tables={"t": table}, formats=("csv",))
     assert names == ["t.csv"]
+
+
+def test_streamlit_refuses_the_same_upload_size_as_the_server():
+    import tomllib
+    from pathlib import Path
+
+    from chaosmining.uploads import MAX_UPLOAD_MB
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
