@@ -93,6 +93,15 @@ def _readable(path: Path, kind: str) -> bool:
     return True
 
 
+def under_roots(path: str | os.PathLike[str], roots: tuple[Path, ...] | None = None) -> bool:
+    """Whether the real path of ``path`` lies under a data root (nothing is read)."""
+    try:
+        real = Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return False
+    return any(_under(real, r) for r in (allowed_roots() if roots is None else roots))
+
+
 def resolve_user_path(
     text: str,
     *,

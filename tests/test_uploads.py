@@ -64,8 +64,9 @@ def test_a_too_wide_csv_is_refused_where_a_limit_is_given(tmp_path):
     assert sniff_csv(path) == MAX_CSV_COLUMNS + 2  # the command line has no limit
 
 
-def test_messages_about_a_server_file_never_quote_its_content(tmp_path, uploads):
+def test_messages_about_a_file_outside_the_data_roots_never_quote_its_content(tmp_path, uploads, monkeypatch):
     """The issue's leak: the header of /proc/self/environ (or /etc/shadow) came back as 'its columns'."""
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path / "data"))
     secret = tmp_path / "environ.csv"
     secret.write_text("SECRET_TOKEN=abc123,city\n1,x\n2,y\n")
     with pytest.raises(DataError) as info:
@@ -77,6 +78,11 @@ def test_messages_about_a_server_file_never_quote_its_content(tmp_path, uploads)
     mine = store_upload("mine.csv", secret.read_bytes())  # the user's own upload: its column names are fine
     with pytest.raises(DataError, match=r"columns \('SECRET_TOKEN=abc123', 'city'\)"):
         read_label_csv(mine)
+    (tmp_path / "data").mkdir()
+    public = tmp_path / "data" / "public.csv"  # under a data root, which a browser may name anyway
+    public.write_bytes(secret.read_bytes())
+    with pytest.raises(DataError, match=r"columns \('SECRET_TOKEN=abc123', 'city'\)"):
+        read_label_csv(public)
 
 
 def test_proc_self_mem_is_a_message_not_a_traceback():

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import DataError, ResourceError
 from ..registry import Registry
+from ..sandbox import under_roots
 from ..uploads import is_upload
 from .symbolic import memory_budget_bytes
 
@@ -204,9 +205,10 @@ def read_label_csv(
     (Santander's is ``TARGET``). A column named ``ID``/``id`` is dropped. Every other column must be
     numeric and complete. The file is checked with :func:`sniff_csv` first (``max_columns`` is passed on).
 
-    Messages about a file on the server never quote its content: they count columns and give their
-    positions. Only for an upload (:func:`chaosmining.uploads.is_upload`), whose content is the user's
-    own, do they name the columns (escaped and shortened).
+    Messages never quote the content of a file outside the data roots (:mod:`chaosmining.sandbox`): they
+    count its columns and give their positions. For an upload (:func:`chaosmining.uploads.is_upload`, the
+    user's own content) or a file under the data roots (which the browser may name anyway) they name the
+    columns, escaped and shortened.
 
     Raises
     ------
@@ -238,7 +240,7 @@ def read_label_csv(
         raise DataError(f"The CSV file {name} could not be read ({type(exc).__name__}).") from None
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
-    own = is_upload(path)
+    own = is_upload(path) or under_roots(path)  # content any browser user may read anyway
     if label is None:
         label = next((c for c in LABEL_CANDIDATES if c in columns), None)
         if label is None:
@@ -288,7 +290,7 @@ def _names(names: Sequence[str], most: int = 10, width: int = 40) -> str:
 
 
 def _columns(names: Sequence[str], own: bool, noun: str, position: dict[str, int] | None = None) -> str:
-    """``columns 'a', 'b'`` for the user's own upload; otherwise only counts and 1-based positions."""
+    """``columns 'a', 'b'`` where the names may be shown (``own``); otherwise only counts and 1-based positions."""
     if own:
         return f"{noun} ({_names(names)})" if position is None else f"{noun}: {_names(names)}"
     if position is None:
