@@ -89,6 +89,9 @@ def check_bundle(bundle: Any) -> None:
     config = bundle.get("config", {})
     if not isinstance(config, dict):
         raise ConfigError(f"The bundle's 'config' must be an object. Got {type(config).__name__} instead.")
+    results = bundle.get("results", {})
+    if not isinstance(results, dict):
+        raise ConfigError(f"The bundle's 'results' must be an object. Got {type(results).__name__} instead.")
     _walk(config, "config")
 
 

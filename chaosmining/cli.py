@@ -93,8 +93,13 @@ def rerun_model_bundle(
     ev = config_from_bundle(eval_type.from_dict, cfg.get("eval", {}), task, "config.eval")
     result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
     out = result.summary()
-    old, new = bundle.get("results", {}).get(score, {}), out[score]
-    diffs = [abs(new[m] - v) for m, v in old.items() if new.get(m) is not None and v is not None]
+    old, new = bundle.get("results", {}).get(score), out[score]
+    old = old if isinstance(old, dict) else {}  # the bundle's own numbers are only compared, never trusted
+    diffs = [
+        abs(new[m] - v)
+        for m, v in old.items()
+        if new.get(m) is not None and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     out[f"max_{score}_difference_from_bundle"] = max(diffs) if diffs else None
     if a.export:
         export(result, a)

@@ -52,6 +52,7 @@ HOSTILE = [
     ([1, 2, 3], "The bundle must be a JSON object. Got list instead."),
     ({"task": ["symbolic"]}, "The bundle's 'task' must be a string."),
     ({"task": "shell", "config": {}}, "The bundle's 'task' must be one of"),
+    (_symbolic(results=["x"]), "The bundle's 'results' must be an object. Got list instead."),
     ({"task": "symbolic", "config": "rm -rf /"}, "The bundle's 'config' must be an object. Got str instead."),
     (_symbolic(model={**TINY.to_dict(), "bogus": 1}), "'config.model.bogus' is not a setting there"),
     (_symbolic(model={**TINY.to_dict(), "data": {"formula": "1", "x": 1}}), "unexpected keyword argument 'x'"),
