@@ -155,11 +155,13 @@ roots '/srv/data' (whoever starts the server sets them in CHAOSMINING_DATA_ROOTS
     wanted = stat.S_ISREG if kind == "file" else stat.S_ISDIR
     if mode is None or not wanted(mode):
         raise PathRefused(
-            MESSAGE.format(name=parameter, owner=owner, allowed=f"an existing {kind} under the data roots", got=typed)
+            MESSAGE.format(
+                name=parameter, owner=owner, allowed=f"an existing {kind} under the data roots", got=_shown(typed)
+            )
         )
     if not _readable(real, kind):
         raise PathRefused(
-            MESSAGE.format(name=parameter, owner=owner, allowed=f"a {kind} the server can read", got=typed)
+            MESSAGE.format(name=parameter, owner=owner, allowed=f"a {kind} the server can read", got=_shown(typed))
             + " Ask whoever runs the server to make it readable."
         )
     return real
