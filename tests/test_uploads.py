@@ -117,3 +117,28 @@ def test_streamlit_refuses_the_same_upload_size_as_the_server():
 
     config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+
+
+def test_the_feature_selection_page_refuses_a_large_upload_a_wide_one_and_a_path_outside_the_roots(
+    tmp_path, uploads, monkeypatch
+):
+    from chaosmining.sandbox import PathRefused
+    from ui.selection import csv_source
+
+    class Upload:  # what st.file_uploader returns, as far as the page uses it
+        def __init__(self, name: str, data: bytes) -> None:
+            self.name, self._data = name, data
+
+        def getvalue(self) -> bytes:
+            return self._data
+
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path / "data"))
+    with pytest.raises(DataError, match=r"must be a file of at most 20 MB\. Got 'big.csv \(20.0 MB\)' instead"):
+        csv_source(Upload("big.csv", b"0" * (20 * 1024 * 1024 + 1)), "")
+    wide = ",".join(f"c{i}" for i in range(MAX_CSV_COLUMNS)) + ",TARGET\n"
+    with pytest.raises(DataError, match=rf"has {MAX_CSV_COLUMNS + 1} columns; at most {MAX_CSV_COLUMNS}"):
+        csv_source(Upload("wide.csv", wide.encode()), "")
+    ok = csv_source(Upload("fine.csv", b"x,TARGET\n1,0\n2,1\n"), "/etc/passwd")  # the upload wins over the path
+    assert is_upload(ok) and ok.endswith("fine.csv")
+    with pytest.raises(PathRefused, match="data roots"):
+        csv_source(None, "/etc/passwd")
