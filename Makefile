@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# `make run` serves this machine only; `make run HOST=0.0.0.0` serves the network (read README: what the sandbox protects).
+HOST ?= 127.0.0.1
 
 .PHONY: run test setup setup-test chromium datasets compiler lint format bench clean-cache
 
@@ -53,7 +55,7 @@ run: setup
 	@$(MAKE) --no-print-directory chromium || echo "note: continuing without chromium (PNG/SVG export disabled)"
 	@$(MAKE) --no-print-directory datasets || true
 	@$(MAKE) --no-print-directory compiler || true
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 test: setup-test chromium datasets compiler
 	CHAOSMINING_REQUIRE_BROWSER=1 $(PY) -m pytest

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import SCHEMA_VERSION, to_jsonable
 from .errors import CacheCorruptError
@@ -42,6 +42,7 @@ __all__ = ["Cache", "CacheEntry", "CacheOutcome", "default_cache_root", "CACHE_E
 
 MANIFEST = "manifest.json"
 _STALE_SECONDS = 6 * 3600
+T = TypeVar("T")
 
 
 def _tmp_name(key: str) -> str:
@@ -242,6 +243,33 @@ class Cache:
                 self._quarantine(kind, key)
             entry = self.write(kind, key, build, config)
             return CacheOutcome(entry, "rebuilt" if note else "built", note)
+
+    def get_and_read(
+        self,
+        kind: str,
+        key: str,
+        build: Callable[[Path], dict[str, Any] | None],
+        read: Callable[[CacheEntry], T],
+        config: Any = None,
+    ) -> tuple[CacheOutcome, T]:
+        """:meth:`get_or_create`, then ``read(entry)``. An entry that ``read`` refuses with
+        :class:`CacheCorruptError` (an older format, a file that cannot be loaded safely) is treated as a
+        cache miss: removed and rebuilt once, and the outcome's note says so."""
+        outcome = self.get_or_create(kind, key, build, config)
+        try:
+            return outcome, read(outcome.entry)
+        except CacheCorruptError as exc:
+            note = f"{exc}; it was removed and rebuilt."
+        with self.lock(kind, key):
+            try:  # another process may have rebuilt it meanwhile
+                entry = self.load(kind, key)
+                if entry is not None:
+                    return CacheOutcome(entry, "hit"), read(entry)
+            except CacheCorruptError as exc:
+                note = f"{exc}; it was removed and rebuilt."
+            self._quarantine(kind, key)
+            entry = self.write(kind, key, build, config)
+        return CacheOutcome(entry, "rebuilt", note), read(entry)
 
     def delete(self, kind: str, key: str) -> None:
         path = self.path(kind, key)

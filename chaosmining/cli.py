@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bundle import read_bundle
 from .commands import COMMANDS, Command
 from .commands.base import (
     Parser,
@@ -68,11 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _rerun(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        bundle = json.loads(args.bundle.read_text())
-    except (OSError, ValueError) as exc:
-        raise ChaosMiningError(f"The 'bundle' argument could not be read as JSON: {exc}") from None
-    task = bundle.get("task") if isinstance(bundle, dict) else None
+    bundle = read_bundle(args.bundle)  # checked: shape, size, no cache folder, paths only under the data roots
+    task = bundle["task"]
     cmd = COMMANDS.get(task) if task in COMMANDS else None
     if cmd is None or cmd.rerun is None:
         raise ChaosMiningError(

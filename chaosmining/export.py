@@ -25,7 +25,16 @@ import plotly.graph_objects as go
 
 from .config import to_jsonable
 
-__all__ = ["figure_table", "find_browser", "export_bundle", "write_bundle", "bundle_json", "ExportFormats"]
+__all__ = [
+    "csv_bytes",
+    "neutralise_cell",
+    "figure_table",
+    "find_browser",
+    "export_bundle",
+    "write_bundle",
+    "bundle_json",
+    "ExportFormats",
+]
 
 ExportFormats = ("png", "svg", "html", "csv")
 _RENDER_LOCK = threading.Lock()
@@ -89,6 +98,45 @@ def figure_table(fig: go.Figure) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trace", "x", "y"])
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralise_cell(value: Any) -> Any:
+    """``value`` as a spreadsheet will show it, never run it (OWASP "CSV injection").
+
+    A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'``, which spreadsheets read as "this is text". Numbers, and text that reads as a number
+    (``"-1.5"``), stay as they are.
+
+    Examples
+    --------
+    >>> neutralise_cell("=SUM(A1)"), neutralise_cell("-0.5"), neutralise_cell(-2), neutralise_cell("a")
+    ("'=SUM(A1)", '-0.5', -2, 'a')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """``table`` as UTF-8 CSV bytes (CRLF rows) with every text cell and column name through :func:`neutralise_cell`."""
+    safe = table.copy()
+    safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
+    for i in range(safe.shape[1]):  # by position: column names may repeat
+        if not pd.api.types.is_numeric_dtype(safe.iloc[:, i]):
+            safe.isetitem(i, safe.iloc[:, i].map(neutralise_cell))
+    # RFC 4180's CRLF rows: the csv writer then quotes any cell holding a CR or LF, which would otherwise split a row.
+    return safe.to_csv(index=False, lineterminator="\r\n").encode()
+
+
 def bundle_json(task: str, config: Any, results: Any, **extra: Any) -> dict[str, Any]:
     """The re-runnable JSON bundle: ``python -m chaosmining rerun bundle.json``."""
     from . import __version__
@@ -137,9 +185,9 @@ def _files(
         if "html" in formats:
             yield f"{name}.html", fig.to_html(include_plotlyjs="directory", full_html=True).encode()
         if "csv" in formats:
-            yield f"{name}.csv", figure_table(fig).to_csv(index=False).encode()
+            yield f"{name}.csv", csv_bytes(figure_table(fig))
     for name, table in (tables or {}).items():
-        yield f"{name}.csv", table.to_csv(index=False).encode()
+        yield f"{name}.csv", csv_bytes(table)
     if bundle is not None:
         yield "bundle.json", json.dumps(bundle, indent=1, allow_nan=True).encode()
     for name, data in (extra_files or {}).items():

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import ctypes
 import math
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -29,7 +31,7 @@ from torch import nn
 
 from . import native
 from .config import ConfigBase
-from .errors import JobCancelled, TrainingDivergedError
+from .errors import CacheCorruptError, JobCancelled, TrainingDivergedError
 from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, build_mlp, init_mlp_parameters, load_parameters
 from .registry import Registry
 from .runtime import lend_idle_cores, native_bf16, tune_allocator
@@ -341,16 +343,32 @@ class TrainedMLP:
         return net.to(device).eval()
 
     def state(self) -> dict:
+        """Tensors, plain numbers, strings, lists and dicts only: ``torch.load(weights_only=True)`` reads it."""
         return {
-            "n_inputs": self.n_inputs,
+            "n_inputs": int(self.n_inputs),
             "config": self.config.to_dict(),
-            "params": self.params,
-            "snapshots": self.snapshots,
-            "loss_epochs": torch.from_numpy(self.loss_epochs),
-            "loss_values": torch.from_numpy(self.loss_values),
-            "seconds": self.seconds,
-            "device": self.device,
+            "params": list(self.params),
+            "snapshots": [(int(e), list(p)) for e, p in self.snapshots],
+            "loss_epochs": torch.from_numpy(np.ascontiguousarray(self.loss_epochs)),
+            "loss_values": torch.from_numpy(np.ascontiguousarray(self.loss_values)),
+            "seconds": float(self.seconds),
+            "device": str(self.device),
         }
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedMLP:
+        """Read a file written with ``torch.save(trained.state(), path)``, never unpickling code.
+
+        Raises :class:`CacheCorruptError` when the file holds anything but plain data (an entry of an
+        older format, or a file dropped into the cache), so the cache rebuilds it
+        (:meth:`Cache.get_and_read`).
+        """
+        try:
+            return cls.from_state(torch.load(path, map_location="cpu", weights_only=True))
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CacheCorruptError(
+                f"{Path(path).name} cannot be loaded as plain tensors ({type(exc).__name__})"
+            ) from None
 
     @classmethod
     def from_state(cls, state: dict) -> TrainedMLP:

@@ -28,6 +28,7 @@ from chaosmining.experiments.vision import (
     vision_param_defaults,
 )
 from chaosmining.models.vision import ARCHITECTURES
+from chaosmining.sandbox import resolve_user_folder, roots_text
 from ui.common import (
     export_section,
     fmt,
@@ -121,7 +122,8 @@ data_root = sb.text_input(
     "Data root (local folder)",
     key=P + "data_root",
     help="Needed by CIFAR-10, Fashion-MNIST (e.g. /usr/share/datasets/fashion-mnist), Flowers102, the published "
-    "ChaosMining images (<root>/<SETTING>/<split>/metadata.csv) and 'Photos from a local folder'.",
+    "ChaosMining images (<root>/<SETTING>/<split>/metadata.csv) and 'Photos from a local folder'. "
+    f"A folder under the data roots: {roots_text()}.",
 )
 c1, c2 = sb.columns(2)
 canvas = c1.number_input("Canvas (px)", 16, 1024, step=16, key=P + "canvas")
@@ -175,6 +177,7 @@ if not methods:
     st.error("The 'methods' setting must name at least one attribution method. Got none instead.")
     st.stop()
 try:
+    root = resolve_user_folder(data_root, parameter="data root")  # only under the data roots
     config = VisionConfig.from_preset(
         preset,
         model=model_name,
@@ -184,7 +187,7 @@ try:
         position=position,
         canvas=int(canvas),
         foreground_size=int(fg_size),
-        data_root=data_root or None,
+        data_root=root,
     )
     ev = VisionEvalConfig.for_preset(preset, methods, params=method_params, target=target)
 except ChaosMiningError as exc:

@@ -21,6 +21,7 @@ from chaosmining.experiments.audio import (
     result_key,
 )
 from chaosmining.models.audio import AUDIO_MODELS
+from chaosmining.sandbox import resolve_user_folder, roots_text
 from ui.audio import (
     RUNS,
     cached_result,
@@ -113,7 +114,7 @@ if SOURCES.get(source).needs_root:
         "Data root (local folder)",
         key=P + "data_root",
         help="Speech Commands v0.02 (word folders + validation_list.txt) or the published ChaosMining audio "
-        "(<root>/<SETTING>/<split>/metadata.csv). Nothing is downloaded.",
+        f"(<root>/<SETTING>/<split>/metadata.csv). Nothing is downloaded. A folder under the data roots: {roots_text()}.",
     )
 structured_source, rfcx_root = D.structured_source, ""
 if background == "structured" and source != "published":
@@ -126,7 +127,9 @@ if background == "structured" and source != "published":
     )
     if structured_source == "rfcx":
         rfcx_root = sb.text_input(
-            "RFCx folder", key=P + "rfcx_root", help="A folder of .flac files (train/ and test/ if split)."
+            "RFCx folder",
+            key=P + "rfcx_root",
+            help=f"A folder of .flac files (train/ and test/ if split) under the data roots: {roots_text()}.",
         )
 c1, c2 = sb.columns(2)
 channels = c1.number_input("Channels", 2, 64, key=P + "channels", help="The speech channel included (paper: 10).")
@@ -169,6 +172,8 @@ if not methods:
     st.error("The 'methods' setting must name at least one attribution method. Got none instead.")
     st.stop()
 try:
+    data_root = resolve_user_folder(data_root, parameter="data root") or ""  # only under the data roots
+    rfcx_root = resolve_user_folder(rfcx_root, parameter="RFCx folder") or ""
     config = AudioConfig.from_preset(
         preset,
         model=model_name,
@@ -294,9 +299,11 @@ def render_clip(result: Any) -> None:
         format_func=lambda ch: f"{ch}" + (" (speech)" if ch == ex["channel"] else ""),
         key=P + f"spec_channel_{example}",
     )
+    c2.plotly_chart(viz.channel_importance_bars(result, example), key="aud_clip_importance")
+    c1, c2 = st.columns(2)
     # theme=None: Streamlit's theme would replace the spectrogram's colour scale with its own
     c1.plotly_chart(viz.spectrogram_figure(result, example, int(channel), method), key="aud_spec", theme=None)
-    c2.plotly_chart(viz.channel_importance_bars(result, example), key="aud_clip_importance")
+    c2.plotly_chart(viz.mel_spectrogram_figure(result, example, int(channel), method), key="aud_mel", theme=None)
 
 
 with tab_channels:

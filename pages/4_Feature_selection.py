@@ -7,7 +7,7 @@ import streamlit as st
 
 from chaosmining import viz
 from chaosmining.data.formulas import FORMULAS, PAPER_FORMULAS
-from chaosmining.data.tabular import TABULAR_SOURCES
+from chaosmining.data.tabular import MAX_CSV_COLUMNS, TABULAR_SOURCES
 from chaosmining.errors import ChaosMiningError
 from chaosmining.experiments.rfe import (
     DEFAULT_SELECTORS,
@@ -19,8 +19,10 @@ from chaosmining.experiments.rfe import (
 )
 from chaosmining.models.mlp import ACTIVATIONS
 from chaosmining.runtime import resolve_device
+from chaosmining.sandbox import roots_text
 from chaosmining.selection import get_selector, selector_names
 from chaosmining.training import check_precision
+from chaosmining.uploads import MAX_UPLOAD_MB
 from ui.common import (
     export_section,
     init_defaults,
@@ -36,12 +38,12 @@ from ui.common import (
 )
 from ui.selection import (
     cached_result,
+    csv_source,
     deeplift_note,
     duration,
     job_key,
     reading,
     render_progress,
-    save_upload,
     submit_rfe,
     task_preview,
 )
@@ -126,13 +128,22 @@ elif kind == "tabular":
     label_noise = 0.01
 else:
     # The uploader's key lacks the page prefix: persist() must not write to it (uploaders are read-only).
-    upload = sb.file_uploader("Upload a CSV", type=["csv"], key="upload_rfe_csv")
-    if upload is not None and st.session_state.get(P + "upload_seen") != upload.file_id:
-        st.session_state[P + "csv_path"] = save_upload(upload.name, upload.getvalue())
-        st.session_state[P + "upload_seen"] = upload.file_id
-    path = sb.text_input(
-        "CSV path", key=P + "csv_path", help="For example Kaggle's santander-customer-satisfaction/train.csv."
+    upload = sb.file_uploader(
+        "Upload a CSV",
+        type=["csv"],
+        key="upload_rfe_csv",
+        help=f"At most {MAX_UPLOAD_MB} MB and {MAX_CSV_COLUMNS} columns; kept on the server for a day.",
     )
+    path = sb.text_input(
+        "CSV path on the server",
+        key=P + "csv_path",
+        disabled=upload is not None,
+        help=f"A CSV under the data roots ({roots_text()}), for example Kaggle's "
+        "santander-customer-satisfaction/train.csv placed there.",
+    )
+    if upload is not None:
+        sb.caption(f"Using the upload {upload.name!r}; remove it to read a path on the server instead.")
+        path = upload.name
     label = (
         sb.text_input("Label column (empty = TARGET, target, label, Label, class, Class or y)", key=P + "csv_label")
         or None
@@ -197,6 +208,8 @@ if kind == "csv" and not task.split(":", 1)[1].strip():
     )
     st.stop()
 try:
+    if kind == "csv":  # typed paths stay under the data roots; the real path is never shown
+        task = f"csv:{csv_source(upload, path)}"
     spec = TASK_TYPE_SPECS.get(task_type)
     config = RFEConfig(
         data=RFEDataConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from chaosmining.cache import ASSETS_ROOT
@@ -65,7 +66,20 @@ def test_bad_input_is_an_error_and_the_other_settings_stay():
     assert not at.exception
     assert any("The 'data_root' parameter of AudioDataConfig must be a local folder" in e.value for e in at.error)
     at.text_input(key="aud_data_root").set_value("/no/such/folder").run()
-    assert any("must be an existing folder" in e.value for e in at.error)
+    assert any(
+        "The 'data root' parameter of the app must be a path under one of the data roots" in e.value for e in at.error
+    )
     assert at.selectbox(key="aud_model").value == "lstm"
     at.multiselect(key="aud_methods").set_value([]).run()
     assert any("must name at least one attribution method" in e.value for e in at.error)
+
+
+def test_listen_and_look_shows_a_log_mel_spectrogram_beside_the_linear_one():
+    default = result_key(AudioConfig.from_preset("demo", model="tcn"), AudioEvalConfig.for_preset("demo"))
+    if not (ASSETS_ROOT / RESULT_KIND / default / "manifest.json").is_file():
+        pytest.skip("no shipped demo result with example clips")
+    at = _page()
+    assert not at.exception
+    specs = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "Spectrogram of channel" in specs and "Log-mel spectrogram of channel" in specs
+    assert "mel band centre (kHz)" in specs

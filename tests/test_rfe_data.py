@@ -99,7 +99,8 @@ def test_csv_loader_finds_target_and_drops_the_id(tmp_path):
     assert names == ["var3", "x"] and X.shape == (4, 2) and list(y) == [0, 1, 0, 1]
 
 
-def test_csv_without_label_column_says_so_and_lists_the_columns(tmp_path):
+def test_csv_without_label_column_says_so_and_lists_the_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))  # under a data root: its columns may be named
     path = _csv(tmp_path, pd.DataFrame({"a": [1, 2], "b": [3, 4]}))
     with pytest.raises(DataError, match=r"has no label column: .*columns \('a', 'b'\).*--label"):
         read_label_csv(path)
@@ -107,14 +108,16 @@ def test_csv_without_label_column_says_so_and_lists_the_columns(tmp_path):
         read_label_csv(path, label="outcome")
 
 
-def test_csv_with_non_numeric_columns_names_them(tmp_path):
+def test_csv_with_non_numeric_columns_names_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))  # under a data root: its columns may be named
     frame = pd.DataFrame({"city": ["a", "b"], "x": [1.0, 2.0], "kind": ["u", "v"], "target": [0, 1]})
     with pytest.raises(DataError, match=r"non-numeric columns: 'city', 'kind'"):
         read_label_csv(_csv(tmp_path, frame))
 
 
-def test_csv_with_missing_values_or_a_non_binary_label_is_refused(tmp_path):
-    with pytest.raises(DataError, match=r"missing values in columns 'x'"):
+def test_csv_with_missing_values_or_a_non_binary_label_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))  # under a data root: its columns may be named
+    with pytest.raises(DataError, match=r"missing values, in columns: 'x'"):
         read_label_csv(_csv(tmp_path, pd.DataFrame({"x": [1.0, None], "y": [0, 1]})))
     with pytest.raises(DataError, match=r"must hold exactly two classes. Got 3"):
         read_label_csv(_csv(tmp_path, pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 2]})))

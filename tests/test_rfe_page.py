@@ -64,7 +64,8 @@ def test_bad_target_shows_an_error_and_keeps_the_other_settings():
     assert not at.error
 
 
-def test_tabular_and_csv_tasks_preview_or_explain(tmp_path):
+def test_tabular_and_csv_tasks_preview_or_explain(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))
     at = _page()
     at.radio(key="rfe_kind").set_value("tabular").run()
     at.selectbox(key="rfe_table").set_value("breast_cancer").run()
@@ -73,12 +74,11 @@ def test_tabular_and_csv_tasks_preview_or_explain(tmp_path):
     at.radio(key="rfe_kind").set_value("csv").run()
     assert any("Upload a CSV" in i.value for i in at.info) and not at.error
     at.text_input(key="rfe_csv_path").set_value(str(tmp_path / "missing.csv")).run()
-    assert any("'csv:PATH' with an existing CSV file" in e.value for e in at.error)
+    assert any("must be an existing file under the data roots" in e.value for e in at.error)
     path = tmp_path / "labels.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"], "TARGET": [0, 1, 0]}).to_csv(path, index=False)
     at.text_input(key="rfe_csv_path").set_value(str(path)).run()
-    assert any("non-numeric columns: 'b'" in e.value for e in at.error)
-    assert not at.exception
+    assert any("non-numeric columns: 'b'" in e.value for e in at.error)  # under a data root: names may be shown
 
 
 def _progress_app() -> None:
@@ -124,3 +124,22 @@ def test_progress_shows_each_selector_and_the_curves_so_far():
     assert bars[1] == "RFE: linear model: 2/3 rounds - at 6 features error 0.08, precision 0.50"
     assert len(at.get("plotly_chart")) == 2
     assert "2 training(s) in flight" in at.caption[0].value
+
+
+def test_a_server_path_outside_the_data_roots_is_refused_without_showing_its_content(tmp_path, monkeypatch):
+    """The issue's leak: /proc/self/environ typed as the CSV path showed the server's environment."""
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("CHAOSMINING_CANARY", "canary-value-42")
+    at = _page()
+    at.radio(key="rfe_kind").set_value("csv").run()
+    for typed in ("/proc/self/environ", f"{tmp_path}/../../proc/self/environ", "/proc/self/mem"):
+        at.text_input(key="rfe_csv_path").set_value(typed).run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert (
+            len(errors) == 1
+            and "The 'CSV path' parameter of the app must be a path under one of the data roots" in errors[0]
+        )
+        assert repr(str(tmp_path.resolve())) in errors[0]
+        shown = " ".join(str(el.value) for el in at.main if hasattr(el, "value")) + " ".join(errors)
+        assert "canary-value-42" not in shown and "CHAOSMINING_CANARY" not in shown

@@ -58,7 +58,8 @@ def test_a_method_that_does_not_suit_the_architecture_is_explained():
     assert any("DeepLift is unavailable for resnet18" in w.value for w in at.warning)
 
 
-def test_a_data_root_without_the_published_layout_is_explained_at_once(tmp_path):
+def test_a_data_root_without_the_published_layout_is_explained_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path))
     (tmp_path / "notes.txt").write_text("x")
     at = _page()
     at.selectbox(key="vis_foreground").set_value("published")
@@ -66,3 +67,18 @@ def test_a_data_root_without_the_published_layout_is_explained_at_once(tmp_path)
     assert not at.exception
     msg = " ".join(e.value for e in at.error)
     assert "published ChaosMining vision layout" in msg and "Found in data_root: notes.txt" in msg
+
+
+def test_a_data_root_outside_the_data_roots_is_refused_without_listing_it(tmp_path, monkeypatch):
+    """The issue's leak: any folder typed as the data root had its first 12 names listed."""
+    monkeypatch.setenv("CHAOSMINING_DATA_ROOTS", str(tmp_path / "data"))
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "diary.txt").write_text("x")
+    at = _page()
+    at.selectbox(key="vis_foreground").set_value("published")
+    for typed in (str(tmp_path / "private"), f"{tmp_path}/data/../private", "/etc"):
+        at.text_input(key="vis_data_root").set_value(typed).run()
+        assert not at.exception
+        msg = " ".join(e.value for e in at.error)
+        assert "The 'data root' parameter of the app must be a path under one of the data roots" in msg
+        assert "diary" not in msg and "passwd" not in msg and "Found in data_root" not in msg

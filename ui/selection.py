@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import streamlit as st
 
 from chaosmining import viz
 from chaosmining.attribution import preflight
+from chaosmining.data.tabular import MAX_CSV_COLUMNS, sniff_csv
 from chaosmining.experiments.rfe import (
     RFEConfig,
     RFEPlan,
@@ -25,7 +25,9 @@ from chaosmining.experiments.rfe import (
 )
 from chaosmining.models.mlp import build_mlp
 from chaosmining.runs import RunSnapshot
+from chaosmining.sandbox import resolve_user_path
 from chaosmining.selection import get_selector
+from chaosmining.uploads import store_upload
 from ui.common import get_cache, jobs, orchestrate
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
     "task_preview",
     "cached_result",
     "submit_rfe",
-    "save_upload",
+    "csv_source",
     "render_progress",
     "reading",
     "deeplift_note",
@@ -99,6 +101,11 @@ def cached_result(config: RFEConfig) -> RFEResult | None:
     return _load(config.config_hash, json.dumps(config.to_dict()))
 
 
+def _task_label(config: RFEConfig) -> str:
+    """The task as the job list names it: a CSV by its file name only, never its server path."""
+    return f"CSV {Path(config.data.arg).name}" if config.data.kind == "csv" else config.data.task
+
+
 def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], plan: RFEPlan) -> str | None:
     """Start the selection as an orchestration whose trainings queue as this session's runs."""
     cache = get_cache()
@@ -110,7 +117,7 @@ def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], 
         job_key(config),
         work,
         kind="rfe",
-        description=f"feature selection on {config.data.task}: {len(config.selectors)} selectors, "
+        description=f"feature selection on {_task_label(config)}: {len(config.selectors)} selectors, "
         f"{' → '.join(map(str, plan.schedule))} features",
         prefix="rfe_",
         selectors=list(config.selectors),
@@ -119,16 +126,20 @@ def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], 
     )
 
 
-def save_upload(name: str, data: bytes) -> str:
-    """Store an uploaded CSV in the cache (content-addressed) and return its path."""
-    digest = hashlib.sha256(data).hexdigest()[:32]
+def csv_source(upload: Any | None, typed: str) -> str:
+    """The CSV the page should read: the upload (stored privately for a day) or the typed server path.
 
-    def build(folder: Path) -> dict[str, Any]:
-        (folder / "upload.csv").write_bytes(data)
-        return {"name": name}
-
-    outcome = get_cache().get_or_create("rfe-upload", digest, build, config={"name": name, "sha256": digest})
-    return str(outcome.entry.file("upload.csv"))
+    A typed path must lie under the data roots (:func:`chaosmining.sandbox.resolve_user_path`); either
+    file is checked (:func:`chaosmining.data.tabular.sniff_csv`: empty, binary, not UTF-8, more than
+    :data:`MAX_CSV_COLUMNS` columns) before anything reads it. Raises :class:`ChaosMiningError` with the
+    message to show; returns the real path, which the page never displays.
+    """
+    if upload is not None:
+        path = store_upload(upload.name, upload.getvalue())
+    else:
+        path = resolve_user_path(typed, parameter="CSV path", kind="file")
+    sniff_csv(path, max_columns=MAX_CSV_COLUMNS)
+    return str(path)
 
 
 def render_progress(snap: RunSnapshot) -> None:

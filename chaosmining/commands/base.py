@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..bundle import config_from_bundle
 from ..cache import Cache
 from ..errors import ConfigError
 from ..registry import Registry
@@ -106,15 +107,17 @@ def rerun_model_bundle(
 ) -> dict[str, Any]:
     """Re-run a model + evaluation bundle and report how far its ``score`` (by method) moved from the bundle's."""
     cfg = bundle.get("config", {})
-    try:
-        config = config_type.from_dict(cfg.get("model", {}))
-        ev = eval_type.from_dict(cfg.get("eval", {}))
-    except TypeError as exc:
-        raise ConfigError(f"The bundle's 'config' does not describe a {task} run: {exc}") from None
+    config = config_from_bundle(config_type.from_dict, cfg.get("model", {}), task, "config.model")
+    ev = config_from_bundle(eval_type.from_dict, cfg.get("eval", {}), task, "config.eval")
     result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
     out = result.summary()
-    old, new = bundle.get("results", {}).get(score, {}), out[score]
-    diffs = [abs(new[m] - v) for m, v in old.items() if new.get(m) is not None and v is not None]
+    old, new = bundle.get("results", {}).get(score), out[score]
+    old = old if isinstance(old, dict) else {}  # the bundle's own numbers are only compared, never trusted
+    diffs = [
+        abs(new[m] - v)
+        for m, v in old.items()
+        if new.get(m) is not None and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     out[f"max_{score}_difference_from_bundle"] = max(diffs) if diffs else None
     if a.export:
         export(result, a)

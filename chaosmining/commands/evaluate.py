@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..config import field_default
 from ..errors import ConfigError
 from ..evaluation import (
@@ -399,7 +400,7 @@ def _make(spec: EvaluationCommand) -> Command:
             raise ConfigError(
                 f"The bundle's 'config' must be an object for a {spec.name!r} bundle. Got {cfg!r} instead."
             )
-        config, cache = spec.config_type.from_dict(cfg), cache_from_args(a)
+        config, cache = config_from_bundle(spec.config_type.from_dict, cfg, spec.name), cache_from_args(a)
         with progress(a, label=spec.name) as report:
             result = through_executor(spec.name, a)(config, cache=cache, device="cpu", report=report)
         return _finish(result, a)

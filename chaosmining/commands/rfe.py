@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..experiments.rfe import (
     DEFAULT_SELECTORS,
     STRATEGIES,
@@ -118,7 +119,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    config = rfe_config_from_dict(bundle.get("config", {}))
+    config = config_from_bundle(rfe_config_from_dict, bundle.get("config", {}), "rfe")
     with progress(a) as report:
         result = run_rfe(config, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..bundle import config_from_bundle
 from ..data.symbolic import SymbolicDataConfig
 from ..errors import ConfigError
 from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult
@@ -207,7 +208,7 @@ def _render_sweep(out: dict[str, Any]) -> str:
 
 
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    config = sweep_from_dict(bundle["config"])
+    config = config_from_bundle(sweep_from_dict, bundle.get("config", {}), "sweep")
     with progress(a, label="sweep cells") as report:
         ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
         return run_sweep(config, executor=ex, device=a.device, report=report).summary()

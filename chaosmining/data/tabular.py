@@ -30,6 +30,8 @@ import numpy as np
 
 from ..errors import DataError, ResourceError
 from ..registry import Registry
+from ..sandbox import under_roots
+from ..uploads import is_upload
 from .symbolic import memory_budget_bytes
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "make_santander_like",
     "make_breast_cancer_noise",
     "read_label_csv",
+    "sniff_csv",
+    "MAX_CSV_COLUMNS",
     "prepare_tabular",
     "LABEL_CANDIDATES",
     "SANTANDER_TRUE_FEATURES",
@@ -145,18 +149,72 @@ def make_breast_cancer_noise(
     return X, y, names, tuple(range(data.data.shape[1]))
 
 
-def read_label_csv(path: str | Path, label: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+MAX_CSV_COLUMNS = 2000  # the app's limit for a CSV typed or uploaded in the browser
+_SNIFF_BYTES = 1 << 20
+
+
+def sniff_csv(path: str | Path, *, max_columns: int | None = None) -> int:
+    """Check that ``path`` looks like a CSV text file before pandas reads it; returns its number of columns.
+
+    Reads at most the first MiB. Refuses, with a :class:`DataError` naming the problem, an empty file, a
+    binary one (NUL bytes), one that is not UTF-8 text, one without a header line, and, with
+    ``max_columns``, one with more columns than that. The messages name the file and the problem and
+    never quote its content.
+    """
+    import codecs
+    import csv
+
+    path = Path(path).expanduser()
+    name = repr(path.name)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"The CSV file {name} could not be read ({exc.strerror or type(exc).__name__}).") from None
+    if not head.strip():
+        raise DataError(f"The CSV file {name} is empty. Upload or name a CSV with a header line and rows.")
+    if b"\x00" in head:
+        raise DataError(f"The CSV file {name} is binary (it holds NUL bytes), not a CSV text file.")
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=len(head) < _SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"The CSV file {name} is not UTF-8 text (an invalid byte at offset {exc.start}). Save it as UTF-8 CSV."
+        ) from None
+    first = text.splitlines()[0] if text.splitlines() else ""
+    if len(head) == _SNIFF_BYTES and len(first) == len(text):
+        n_columns = first.count(",") + 1  # a header line longer than a MiB: a lower bound is enough here
+    else:
+        n_columns = len(next(csv.reader([first]), []))
+    if n_columns == 0 or not first.strip():
+        raise DataError(f"The CSV file {name} has no header line (its first line is blank).")
+    if max_columns is not None and n_columns > max_columns:
+        raise DataError(
+            f"The CSV file {name} has {n_columns} columns; at most {max_columns} are allowed here "
+            "(drop columns first, or run it with `python -m chaosmining rfe`)."
+        )
+    return n_columns
+
+
+def read_label_csv(
+    path: str | Path, label: str | None = None, *, max_columns: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read a CSV with one binary label column: ``(X, y, feature_names)``.
 
     ``label`` names the label column; by default the first of :data:`LABEL_CANDIDATES` that exists
     (Santander's is ``TARGET``). A column named ``ID``/``id`` is dropped. Every other column must be
-    numeric and complete.
+    numeric and complete. The file is checked with :func:`sniff_csv` first (``max_columns`` is passed on).
+
+    Messages never quote the content of a file outside the data roots (:mod:`chaosmining.sandbox`): they
+    count its columns and give their positions. For an upload (:func:`chaosmining.uploads.is_upload`, the
+    user's own content) or a file under the data roots (which the browser may name anyway) they name the
+    columns, escaped and shortened.
 
     Raises
     ------
     DataError
-        The file cannot be read, has no label column, has non-numeric or missing values (the columns
-        are named), or a label that is not binary.
+        The file cannot be read, is empty, binary, not UTF-8 or too wide, has no label column, has
+        non-numeric or missing values, or a label that is not binary.
     """
     import pandas as pd
 
@@ -165,54 +223,81 @@ def read_label_csv(path: str | Path, label: str | None = None) -> tuple[np.ndarr
         raise DataError(
             f"The 'path' parameter of read_label_csv must be an existing CSV file. Got {str(path)!r} instead."
         )
+    sniff_csv(path, max_columns=max_columns)
+    name = repr(path.name)
     try:
         frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"The CSV file {str(path)!r} could not be read: {exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"The CSV file {name} is not UTF-8 text. Save it as UTF-8 CSV.") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"The CSV file {name} is empty. Upload or name a CSV with a header line and rows.") from None
+    except pd.errors.ParserError:
+        raise DataError(
+            f"The CSV file {name} could not be parsed as CSV: its rows do not all have as many fields as its "
+            "header, or a quote is not closed."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"The CSV file {name} could not be read ({type(exc).__name__}).") from None
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    own = is_upload(path) or under_roots(path)  # content any browser user may read anyway
     if label is None:
         label = next((c for c in LABEL_CANDIDATES if c in columns), None)
         if label is None:
             raise DataError(
-                f"The CSV file {path.name!r} has no label column: none of {list(LABEL_CANDIDATES)} is among its "
-                f"columns ({_names(columns)}). Name the label column with --label (or the Label column setting)."
+                f"The CSV file {name} has no label column: none of {list(LABEL_CANDIDATES)} is among its "
+                f"{_columns(columns, own, 'columns')}. Name the label column with --label (or the Label column "
+                "setting)."
             )
     elif label not in columns:
         raise DataError(
-            f"The 'label' parameter of read_label_csv must be a column of {path.name!r}. Got {label!r} instead; "
-            f"the columns are {_names(columns)}."
+            f"The 'label' parameter of read_label_csv must be a column of {name}. Got {label!r} instead; "
+            f"the file has {_columns(columns, own, 'columns')}."
         )
     features = frame.drop(columns=[label, *[c for c in _ID_COLUMNS if c in columns and c != label]])
     if features.shape[1] == 0:
-        raise DataError(f"The CSV file {path.name!r} has no feature columns besides the label {label!r}.")
+        raise DataError(f"The CSV file {name} has no feature columns besides the label {label!r}.")
+    position = {c: i for i, c in enumerate(columns)}
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         raise DataError(
-            f"The CSV file {path.name!r} has non-numeric columns: {_names(bad)}. Encode or drop them; every "
-            "feature column must hold numbers."
+            f"The CSV file {name} has non-numeric {_columns(bad, own, 'columns', position)}. Encode or drop them; "
+            "every feature column must hold numbers."
         )
     missing = [c for c in features.columns if features[c].isna().any()]
     if missing:
         raise DataError(
-            f"The CSV file {path.name!r} has missing values in columns {_names(missing)}. Fill or drop them."
+            f"The CSV file {name} has missing values, in {_columns(missing, own, 'columns', position)}. Fill "
+            "or drop them."
         )
     y_raw = frame[label]
     if y_raw.isna().any():
-        raise DataError(f"The label column {label!r} of {path.name!r} has missing values.")
+        raise DataError(f"The label column {label!r} of {name} has missing values.")
     classes = sorted(y_raw.unique().tolist(), key=str)
     if len(classes) != 2:
+        shown = f": {_names([str(c) for c in classes])}" if own else ""
         raise DataError(
-            f"The label column {label!r} of {path.name!r} must hold exactly two classes. Got {len(classes)}: "
-            f"{_names([str(c) for c in classes])}."
+            f"The label column {label!r} of {name} must hold exactly two classes. Got {len(classes)}{shown}."
         )
     y = (y_raw == classes[1]).to_numpy(dtype=np.int64)
     return features.to_numpy(dtype=np.float64), y, list(features.columns)
 
 
-def _names(names: Sequence[str], most: int = 10) -> str:
-    shown = ", ".join(repr(n) for n in names[:most])
+def _names(names: Sequence[str], most: int = 10, width: int = 40) -> str:
+    """Names quoted and escaped (``repr``), each cut to ``width`` characters, at most ``most`` of them."""
+    shown = ", ".join(repr(n if len(n) <= width else n[:width] + "...") for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _columns(names: Sequence[str], own: bool, noun: str, position: dict[str, int] | None = None) -> str:
+    """``columns 'a', 'b'`` where the names may be shown (``own``); otherwise only counts and 1-based positions."""
+    if own:
+        return f"{noun} ({_names(names)})" if position is None else f"{noun}: {_names(names)}"
+    if position is None:
+        return f"{len(names)} {noun}"
+    at = [str(position[n] + 1) for n in names[:10]]
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"{noun} at positions {', '.join(at)}{more} (counting from 1)"
 
 
 def _split_class(idx: np.ndarray, fractions: tuple[float, float], rng: np.random.Generator) -> list[np.ndarray]:

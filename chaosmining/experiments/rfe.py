@@ -360,6 +360,13 @@ def _validate_csv(c: RFEDataConfig) -> None:
     path = Path(c.arg).expanduser()
     if not path.is_file():
         raise param_error("task", "RFEDataConfig", "'csv:PATH' with an existing CSV file", c.task)
+    try:  # /proc/self/mem is a "file" whose first read fails: a message, not a traceback
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise param_error(
+            "task", "RFEDataConfig", "'csv:PATH' with a CSV file this process can read", c.task, exc.strerror or ""
+        ) from None
     if c.noise_features != 0:
         raise param_error("noise_features", "RFEDataConfig", "0 for a CSV task", c.noise_features)
 
@@ -983,10 +990,11 @@ def _unit_task(job: dict[str, Any], should_stop: Callable[[], bool] | None = Non
                 "test": spec.metrics(data.y_test, _predict(net, data.X_test[:, cols])),
             }
 
-        outcome = cache.get_or_create(
+        outcome, trained = cache.get_and_read(
             MODEL_KIND,
             job["unit_key"],
             build,
+            (lambda e: TrainedMLP.load(e.file("model.pt"))) if job["methods"] else (lambda e: None),
             config={k: job[k] for k in ("data_key", "kept", "model", "train", "seed")},
         )
         meta = outcome.entry.meta
@@ -1000,9 +1008,8 @@ def _unit_task(job: dict[str, Any], should_stop: Callable[[], bool] | None = Non
             "warnings": {},
         }
         net = None
-        if job["methods"]:
-            state = torch.load(outcome.entry.file("model.pt"), map_location="cpu", weights_only=False)
-            net = TrainedMLP.from_state(state).model(device=device)
+        if trained is not None:
+            net = trained.model(device=device)
         for method, params in job["methods"]:
             ikey = stable_hash({"unit": job["unit_key"], "method": method, "params": params, "seed": job["seed"]})
 

@@ -359,9 +359,10 @@ def train_symbolic_model(
         torch.save(trained.state(), folder / "model.pt")
         return {"train_seconds": trained.seconds, "device": str(dev), "final_loss": float(trained.loss_values[-1])}
 
-    outcome = cache.get_or_create(MODEL_KIND, config.config_hash, build, config=config)
-    state = torch.load(outcome.entry.file("model.pt"), map_location="cpu", weights_only=False)
-    return TrainedMLP.from_state(state), outcome.cached, outcome.note
+    outcome, trained = cache.get_and_read(
+        MODEL_KIND, config.config_hash, build, lambda e: TrainedMLP.load(e.file("model.pt")), config=config
+    )
+    return trained, outcome.cached, outcome.note
 
 
 # --- evaluation --------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """Figures of the audio modality: channel importance, channel FPrec, waveforms with the attribution
-shaded over time, a spectrogram, the attribution over time, training curves and the background what-if."""
+shaded over time, linear and log-mel spectrograms, the attribution over time, training curves and the background what-if."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import librosa
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -22,6 +23,8 @@ __all__ = [
     "channel_fprec_bars",
     "waveforms_figure",
     "spectrogram_figure",
+    "mel_spectrogram_figure",
+    "log_mel_db",
     "attribution_over_time",
     "audio_training_curves",
     "background_whatif",
@@ -201,16 +204,32 @@ def spectrogram_db(wave: np.ndarray, n_fft: int = 512, hop: int = 128) -> tuple[
     return freqs, times, db
 
 
-def spectrogram_figure(
-    result: AudioResult, example: int = 0, channel: int | None = None, method: str | None = None
+def log_mel_db(
+    wave: np.ndarray, n_mels: int = 64, n_fft: int = 512, hop: int = 128
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-mel spectrogram (librosa): ``(band_centres_hz (n_mels,), times_s, db (n_mels, frames))``.
+
+    Power mel spectrogram (Slaney mel scale and norm, librosa's defaults) in dB relative to its peak,
+    floored 80 dB below it. A 1 kHz tone peaks in the band whose centre is nearest 1 kHz.
+
+    References
+    ----------
+    McFee et al., "librosa: Audio and Music Signal Analysis in Python", SciPy 2015.
+    """
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(wave, dtype=np.float32), sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=2.0
+    )
+    db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
+    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmax=SAMPLE_RATE / 2)[1:-1]
+    times = np.arange(db.shape[1]) * hop / SAMPLE_RATE
+    return centres, times, db
+
+
+def _with_attribution(
+    result: AudioResult, example: int, channel: int, method: str, fig: go.Figure, y_title: str, what: str
 ) -> go.Figure:
-    """Spectrogram of one channel of a kept clip, with ``method``'s attribution over time overlaid."""
+    """Overlay ``method``'s |attribution| over time on a spectrogram heatmap (secondary y axis)."""
     ex = result.example(example)
-    channel = ex["channel"] if channel is None else channel
-    method = method or next(iter(result.scores))
-    freqs, times, db = spectrogram_db(ex["waves"][channel])
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_heatmap(x=times, y=freqs / 1000, z=db, colorscale="Magma", colorbar=dict(title="dB", x=1.08), name="power")
     env = result.arrays.get(f"envelope_{method}")
     if env is not None:
         e = env[example, channel]
@@ -222,16 +241,54 @@ def spectrogram_figure(
             name=f"|attribution| ({method_label(method)})",
             secondary_y=True,
         )
-    fig.update_yaxes(title="frequency (kHz)", secondary_y=False)
+    fig.update_yaxes(title=y_title, secondary_y=False)
     fig.update_yaxes(title="relative |attribution|", range=[0, 1.05], secondary_y=True, showgrid=False)
     fig.update_xaxes(title="time (s)")
     kind = "speech" if channel == ex["channel"] else "background"
     return _layout(
         fig,
-        f"Spectrogram of channel {channel} ({kind}) of clip {example}",
+        f"{what} of channel {channel} ({kind}) of clip {example}",
         legend=dict(orientation="h", y=-0.2),
         margin=dict(l=60, r=70, t=60, b=50),
     )
+
+
+def spectrogram_figure(
+    result: AudioResult, example: int = 0, channel: int | None = None, method: str | None = None
+) -> go.Figure:
+    """Spectrogram of one channel of a kept clip, with ``method``'s attribution over time overlaid."""
+    ex = result.example(example)
+    channel = ex["channel"] if channel is None else channel
+    method = method or next(iter(result.scores))
+    freqs, times, db = spectrogram_db(ex["waves"][channel])
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_heatmap(x=times, y=freqs / 1000, z=db, colorscale="Magma", colorbar=dict(title="dB", x=1.08), name="power")
+    return _with_attribution(result, example, channel, method, fig, "frequency (kHz)", "Spectrogram")
+
+
+def mel_spectrogram_figure(
+    result: AudioResult, example: int = 0, channel: int | None = None, method: str | None = None, n_mels: int = 64
+) -> go.Figure:
+    """Log-mel spectrogram (:func:`log_mel_db`) of one channel of a kept clip, ``method``'s attribution over time
+    overlaid: the speech formants get as many rows as the rest of the band, as a listener hears them."""
+    ex = result.example(example)
+    channel = ex["channel"] if channel is None else channel
+    method = method or next(iter(result.scores))
+    centres, times, db = log_mel_db(ex["waves"][channel], n_mels=n_mels)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_heatmap(
+        x=times,
+        y=np.arange(n_mels),
+        z=db,
+        colorscale="Magma",
+        colorbar=dict(title="dB re max", x=1.08),
+        name="mel power",
+        customdata=np.repeat(centres[:, None] / 1000, len(times), axis=1),
+        hovertemplate="t %{x:.3f} s<br>mel band %{y} (%{customdata:.2f} kHz)<br>%{z:.1f} dB<extra></extra>",
+    )
+    ticks = np.linspace(0, n_mels - 1, 6).round().astype(int)
+    fig.update_yaxes(tickvals=ticks, ticktext=[f"{centres[i] / 1000:.1f}" for i in ticks], secondary_y=False)
+    return _with_attribution(result, example, channel, method, fig, "mel band centre (kHz)", "Log-mel spectrogram")
 
 
 def attribution_over_time(result: AudioResult) -> go.Figure:
@@ -333,4 +390,5 @@ def audio_figures(result: AudioResult, example: int = 0, method: str | None = No
         figs[f"clip{example}_spectrogram_ch{ex['channel']}_{method}"] = spectrogram_figure(
             result, example, None, method
         )
+        figs[f"clip{example}_logmel_ch{ex['channel']}_{method}"] = mel_spectrogram_figure(result, example, None, method)
     return figs
