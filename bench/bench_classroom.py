@@ -1,0 +1,186 @@
+"""A class on one server: 20 browser sessions press Train on different symbolic configurations, 2 more
+train the vision quick preset, while fresh visitors keep opening the home and symbolic pages.
+
+Reports, on this machine: p50/p95 seconds for a fresh session's home page and symbolic page to settle
+during the load, the server process's peak RSS apart from its workers, the runs completed, and the total
+wall time against the same runs performed one after another by one worker (``--serial``).
+
+    python bench/bench_classroom.py [--sessions 20] [--vision 2] [--epochs 300] [--serial]
+
+Starts ``streamlit run app.py`` on a loopback port against a temporary cache and drives it with Playwright
+and Debian's chromium; nothing leaves 127.0.0.1, and the run stops by itself after ``--timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import choose, chromium_path, set_number, start_server, stop_server, wait_for_app  # noqa: E402
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _results(cache: Path, kind: str) -> int:
+    d = cache / kind
+    return sum(1 for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else 0
+
+
+def _settle_seconds(browser, url: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(120_000)
+    t = time.perf_counter()
+    page.goto(url)
+    wait_for_app(page, timeout=120_000)
+    secs = time.perf_counter() - t
+    ctx.close()
+    return secs
+
+
+def _serial_seconds(args: argparse.Namespace, cache: Path) -> float:
+    """The same runs, one after another, through a one-worker executor on a fresh cache."""
+    from dataclasses import replace
+
+    from chaosmining.cache import Cache
+    from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig
+    from chaosmining.experiments.vision import VisionConfig, VisionEvalConfig
+    from chaosmining.runs import RunSpec, make_executor
+
+    ex = make_executor("local", cache=Cache(cache), workers=1)
+    base = SymbolicConfig()
+    specs = [
+        RunSpec("symbolic", replace(base, seed=i, train=replace(base.train, epochs=args.epochs)), EvalConfig(), "cpu")
+        for i in range(args.sessions)
+    ]
+    specs += [
+        RunSpec("vision", VisionConfig.from_preset("quick", seed=i), VisionEvalConfig(), "cpu")
+        for i in range(args.vision)
+    ]
+    t = time.perf_counter()
+    for s in specs:
+        ex.submit(s, session="serial").wait()
+    secs = time.perf_counter() - t
+    ex.shutdown()
+    return secs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--vision", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=300, help="symbolic epochs per run (the page's default is 1000)")
+    ap.add_argument("--probe-every", type=float, default=10.0, help="seconds between fresh-visitor probes")
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--serial", action="store_true", help="also time the same runs one after another")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    exe = chromium_path()
+    if exe is None:
+        print("Debian's chromium is required (apt-get install chromium).", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="chaosmining-classroom-"))
+    cache = tmp / "cache"
+    proc, url = start_server(cache, tmp / "server.log")
+    peak = {"rss": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], _rss_mb(proc.pid))
+            time.sleep(0.5)
+
+    threading.Thread(target=sample, daemon=True).start()
+    home, sym = [], []
+    t0 = time.perf_counter()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            students = []
+            for i in range(args.sessions):
+                ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+                page = ctx.new_page()
+                page.set_default_timeout(180_000)
+                page.goto(url + "/Symbolic_functions")
+                wait_for_app(page, timeout=180_000)
+                set_number(page, "Seed", str(i))
+                set_number(page, "Epochs", str(args.epochs))
+                page.get_by_role("button", name="Train").click()
+                students.append(ctx)
+            for i in range(args.vision):
+                ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+                page = ctx.new_page()
+                page.set_default_timeout(180_000)
+                page.goto(url + "/Vision")
+                wait_for_app(page, timeout=180_000)
+                choose(page, "Preset", "Quick", exact=False)
+                set_number(page, "Seed", str(i))
+                page.get_by_role("button", name="Train").click()
+                students.append(ctx)
+            submitted = time.perf_counter()
+            total = args.sessions + args.vision
+            while time.perf_counter() - t0 < args.timeout:
+                done = _results(cache, "symbolic-result") + _results(cache, "vision-result")
+                home.append(_settle_seconds(browser, url))
+                sym.append(_settle_seconds(browser, url + "/Symbolic_functions"))
+                if done >= total:
+                    break
+                time.sleep(args.probe_every)
+            wall = time.perf_counter() - submitted
+            done = _results(cache, "symbolic-result") + _results(cache, "vision-result")
+            for ctx in students:
+                ctx.close()
+            browser.close()
+    finally:
+        stop.set()
+        code = stop_server(proc, 60)
+
+    def pct(xs: list[float], q: float) -> float:
+        return statistics.quantiles(xs, n=100)[int(q) - 1] if len(xs) >= 2 else (xs[0] if xs else float("nan"))
+
+    out = {
+        "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GB",
+        "sessions": args.sessions,
+        "vision": args.vision,
+        "runs_completed": done,
+        "runs_submitted": total,
+        "wall_seconds_all_runs": round(wall, 1),
+        "home_settle_p50_s": round(pct(home, 50), 2),
+        "home_settle_p95_s": round(pct(home, 95), 2),
+        "symbolic_settle_p50_s": round(pct(sym, 50), 2),
+        "symbolic_settle_p95_s": round(pct(sym, 95), 2),
+        "probes": len(home),
+        "server_peak_rss_mb": round(peak["rss"], 0),
+        "server_exit_status": code,
+    }
+    if args.serial:
+        serial = _serial_seconds(args, tmp / "serial-cache")
+        out["serial_wall_seconds"] = round(serial, 1)
+        out["parallel_over_serial"] = round(wall / serial, 2)
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
