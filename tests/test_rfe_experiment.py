@@ -306,22 +306,67 @@ def test_plan_counts_the_trainings_a_plain_loop_would_need():
     assert training_macs_per_second("bf16") == pytest.approx(TORCH_MACS_PER_SECOND * PRECISIONS.get("bf16").speedup)
 
 
-def test_in_process_runs_report_each_round_before_the_next_training(tmp_cache, monkeypatch):
-    """One worker (and every CUDA run) trains in this process: each finished training must be reported
-    before the next starts, so the page's progress moves round by round, not in one burst at the end."""
-    import chaosmining.experiments.rfe as rfe
+def test_rounds_are_reported_while_later_trainings_are_still_to_run(tmp_cache):
+    """Each finished unit is reported when it lands, so the page's progress moves round by round, not
+    in one burst at the end: a round record comes before the next round's trainings are in flight."""
+    log: list[tuple[str, int]] = []
 
-    log: list[str] = []
-    original = rfe._unit_task
+    def report(**e):
+        if "round" in e:
+            log.append(("round", e["round"]))
+        elif "running" in e:
+            log.append(("running", e["running"]))
 
-    def traced(job, should_stop):
-        log.append(f"train {len(job['kept'])}")
-        return original(job, should_stop)
+    run_rfe(_config(selectors=("saliency", "deeplift")), cache=tmp_cache, workers=1, report=report)
+    first_round = log.index(("round", 0))
+    assert any(kind == "running" and n >= 1 for kind, n in log[first_round:])
+    assert [n for kind, n in log if kind == "round"].count(2) == 2  # both chains reached the last round
 
-    monkeypatch.setattr(rfe, "_unit_task", traced)
-    config = _config(selectors=("saliency", "deeplift"))
-    run_rfe(config, cache=tmp_cache, workers=1, report=lambda **e: log.append("round") if "round" in e else None)
-    trainings = [i for i, entry in enumerate(log) if entry.startswith("train")]
-    assert len(trainings) >= 3  # 12 features (shared by both), then 6 and 3 (shared where both keep the same)
-    # a round event between every two trainings: none waits for a later training to be reported
-    assert all("round" in log[a:b] for a, b in zip(trainings, trainings[1:]))
+
+def _count(cache, kind: str) -> int:
+    return len(cache.entries(kind))
+
+
+def test_stop_keeps_finished_units_and_the_next_run_resumes_from_them(tmp_cache):
+    """Stop after the first round landed: the 12-feature network and its importance stay cached, no
+    half-written entry is left, and the next run (inside an orchestration, as the page runs it) answers
+    that round from the cache and finishes the chain."""
+    from chaosmining.runs import make_executor
+
+    config = _config(selectors=("saliency", "linear"))
+    ex = make_executor("local", cache=tmp_cache, workers=1)
+    try:
+        landed: list[dict] = []
+
+        def report(**e):
+            if "round" in e:
+                landed.append(e)
+
+        with pytest.raises(JobCancelled, match="finished trainings are cached"):
+            run_rfe(config, executor=ex, report=report, should_stop=lambda: any(e["round"] == 0 for e in landed))
+        assert 1 <= _count(tmp_cache, "rfe-model") < 3 and _count(tmp_cache, "rfe-importance") >= 1
+        assert _count(tmp_cache, "rfe-result") == 0
+        assert not [p for p in tmp_cache.root.rglob(".tmp-*")]  # no half-written entry
+
+        handle = ex.orchestrate(
+            "rfe:resume", lambda ctx: run_rfe(config, executor=ctx), kind="rfe", description="resume", session="s1"
+        )
+        result = handle.result(timeout=300)
+        assert result.runs["saliency"].kept == (0, 1, 2) and result.runs["saliency"].rounds[0].cached
+        assert not result.runs["saliency"].rounds[-1].cached
+        children = [c for c in handle.children if c.kind == "rfe-train"]
+        assert children[0].cached and all(c.session == "s1" for c in children)
+        assert any("round" in e for e in handle.snapshot().events)  # progress lands on the orchestration
+        assert _count(tmp_cache, "rfe-model") == 3 and _count(tmp_cache, "rfe-result") == 1
+    finally:
+        ex.shutdown()
+
+
+def test_a_failing_unit_fails_its_selector_and_the_others_go_on(tmp_cache):
+    events: list[dict] = []
+    config = _config(selectors=("saliency", "linear"), train=TrainConfig(epochs=30, lr=100.0, optimizer="sgd", snapshots=1))
+    result = run_rfe(config, cache=tmp_cache, workers=1, report=lambda **e: events.append(e))
+    assert "Training diverged" in result.runs["saliency"].error_message and not result.runs["saliency"].rounds
+    assert result.runs["linear"].error_message is None and len(result.runs["linear"].rounds) == 3
+    assert any(e.get("selector") == "saliency" and "diverged" in str(e.get("error")) for e in events)
+    assert result.errors and _count(tmp_cache, "rfe-result") == 0  # retried next time
