@@ -100,10 +100,12 @@ def cached_result(config: RFEConfig) -> RFEResult | None:
 
 
 def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], plan: RFEPlan) -> None:
+    """Start the selection as a job; its units run on the run layer's executor, which bounds the
+    concurrency (``workers`` is no longer used)."""
     cache = get_cache()
 
     def work(ctx: Any) -> RFEResult:
-        return run_rfe(config, cache=cache, workers=workers, report=ctx.report, should_stop=ctx.should_stop)
+        return run_rfe(config, cache=cache, report=ctx.report, should_stop=ctx.should_stop)
 
     jobs().submit(
         job_key(config),

@@ -57,7 +57,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--param", action="append", default=[], metavar="METHOD.NAME=VALUE", help="e.g. integrated_gradients.steps=50"
     )
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: automatic)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of an executor made for this command (default: the run layer's, CHAOSMINING_WORKERS)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 

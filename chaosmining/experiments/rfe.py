@@ -257,7 +257,9 @@ class _Driver:
     ) -> None:
         self.channel, self.device = channel, device
         self.report, self.should_stop = report, should_stop
-        self.inflight: dict[str, tuple[RunHandle, Any]] = {}  # handle id -> (handle, model key or (run, selector))
+        # handle id -> (handle, what waits on it: model keys, or (selection, classic selector) pairs; two
+        # selections of the same data and seed share a classic unit)
+        self.inflight: dict[str, tuple[RunHandle, list[Any]]] = {}
         self.train_inflight: set[str] = set()  # model keys with a unit in flight
         self.waiting: dict[str, list[_Waiter]] = {}  # model key -> selectors waiting for it
         self.kept_of: dict[str, tuple[int, ...]] = {}
@@ -284,7 +286,7 @@ class _Driver:
             methods = sorted({w.method for w in self.waiting[key] if w.method})
             unit = self.run_of[key].unit(self.kept_of[key], methods)
             handle = self.channel.submit(RunSpec("rfe-train", unit, None, self.device))
-            self.inflight[handle.id] = (handle, key)
+            self.inflight.setdefault(handle.id, (handle, []))[1].append(key)
             self.train_inflight.add(key)
         self.dirty = []
         self._emit(running=len(self.train_inflight))
@@ -299,7 +301,7 @@ class _Driver:
             columns=run.data.n_features,
         )
         handle = self.channel.submit(RunSpec("rfe-classic", unit, None, "cpu"))
-        self.inflight[handle.id] = (handle, (run, selector))
+        self.inflight.setdefault(handle.id, (handle, []))[1].append((run, selector))
 
     # -- completions
     def _fail(self, run: _Selection, selector: str, message: str) -> None:
@@ -424,13 +426,14 @@ class _Driver:
                     next(iter(self.inflight.values()))[0].wait(0.2)
                     continue
                 for handle in done:
-                    _, what = self.inflight.pop(handle.id)
+                    _, waiting = self.inflight.pop(handle.id)
                     if handle.status in ("cancelled", "interrupted"):
                         raise JobCancelled(handle.error or "Stopped by the user.")
-                    if isinstance(what, str):
-                        self._unit_done(what, handle)
-                    else:
-                        self._classic_done(*what, handle)
+                    for what in waiting:
+                        if isinstance(what, str):
+                            self._unit_done(what, handle)
+                        else:
+                            self._classic_done(*what, handle)
                 self.flush()
         except BaseException:
             self._stop_all()
