@@ -411,10 +411,16 @@ class _Driver:
                 "are cached and a re-run resumes."
             )
 
-    def _stop_all(self) -> None:
-        for handle, _ in self.inflight.values():
-            if not handle.done and self.channel.owns(handle):
-                handle.stop()
+    def _stop_all(self, grace: float = 60.0) -> None:
+        """Stop the units in flight that this selection owns and wait for them to end, so that nothing
+        of theirs is half-written when :func:`run_rfe` returns (a worker that does not stop is ended by
+        the executor after its grace period)."""
+        stopped = [h for h, _ in self.inflight.values() if not h.done and self.channel.owns(h)]
+        for handle in stopped:
+            handle.stop()
+        deadline = time.monotonic() + grace
+        for handle in stopped:
+            handle.wait(max(0.0, deadline - time.monotonic()))
 
     def loop(self) -> None:
         self.flush()

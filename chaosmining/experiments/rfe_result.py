@@ -257,6 +257,7 @@ def load_rfe(config: RFEConfig, cache: Cache | None = None) -> RFEResult | None:
 
 
 def save_rfe(result: RFEResult, cache: Cache) -> None:
+    """Cache a finished comparison (``rfe-result``); one with a failed selector is not cached."""
     if result.errors:
         return  # a failed selector is retried next time; its finished units are cached anyway
     payload = json.dumps(to_jsonable(result.to_json()), allow_nan=True)

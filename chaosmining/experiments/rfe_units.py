@@ -5,7 +5,7 @@
   importances for the asked attribution methods on the validation rows (``rfe-importance``, one entry
   per method). Selectors that keep the same columns share the training.
 * :class:`ClassicUnit` runs one classic selector's whole chain of scikit-learn RFE fits and records
-  each round's predictions errors (``rfe-classic``).
+  each round's errors of its own predictor (``rfe-classic``).
 
 :func:`perform_train_unit` and :func:`perform_classic_unit` are registered as the run kinds
 ``rfe-train`` and ``rfe-classic`` (:mod:`chaosmining.runs.kinds`): the executor answers a finished
