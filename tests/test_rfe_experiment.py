@@ -395,3 +395,13 @@ def test_an_executor_on_another_cache_is_refused(tmp_path):
             run_rfe(_config(), executor=ex, cache=Cache(tmp_path / "b"))
     finally:
         ex.shutdown()
+
+
+def test_selections_of_the_same_data_share_their_units(ex):
+    from chaosmining.experiments.rfe import run_rfe_many
+
+    a, b = _config(selectors=("saliency", "linear")), _config(selectors=("deeplift", "linear"))
+    ra, rb = run_rfe_many([a, b], executor=ex)
+    assert ra.runs["linear"].rounds == rb.runs["linear"].rounds and len(ra.runs["linear"].rounds) == 3
+    assert ra.runs["saliency"].rounds[0].kept == rb.runs["deeplift"].rounds[0].kept == tuple(range(12))
+    assert ra.runs["saliency"].rounds[0].error == rb.runs["deeplift"].rounds[0].error  # one shared network
