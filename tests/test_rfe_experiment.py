@@ -17,6 +17,7 @@ from chaosmining.experiments.rfe import (
     RFEDataConfig,
     SelectionData,
     TaskKind,
+    load_rfe,
     prepare_data,
     run_rfe,
 )
@@ -31,6 +32,17 @@ def _config(**kw) -> RFEConfig:
     return RFEConfig(
         data=data, selectors=kw.pop("selectors", NN + ("linear", "tree")), train=kw.pop("train", FAST), **kw
     )
+
+
+@pytest.fixture(scope="module")
+def ex(tmp_path_factory):
+    """One executor (one worker process) for the tests that need no cache of their own."""
+    from chaosmining.cache import Cache
+    from chaosmining.runs import make_executor
+
+    executor = make_executor("local", cache=Cache(tmp_path_factory.mktemp("rfe-shared") / "cache"), workers=1)
+    yield executor
+    executor.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +135,12 @@ def leak_kinds():
     TASK_KINDS._entries.pop("leakcheck")
 
 
-def test_selection_never_reads_the_test_split(leak_kinds, tmp_cache):
+def test_selection_never_reads_the_test_split(leak_kinds, ex):
     def run(arg: str):
         data = RFEDataConfig(task=f"leakcheck:{arg}", noise_features=9, samples=800)
         return run_rfe(
             _config(data=data, selectors=("saliency", "feature_ablation", "linear", "svm", "tree")),
-            cache=tmp_cache,
-            workers=1,
+            executor=ex,
         )
 
     clean, poisoned = run("clean"), run("poisoned")
@@ -139,7 +150,7 @@ def test_selection_never_reads_the_test_split(leak_kinds, tmp_cache):
         assert poisoned.runs[s].final_error > 100 * clean.runs[s].final_error  # the poison did reach the test error
 
 
-def test_classification_bi_module_trains_a_network_on_classic_selections(tmp_cache):
+def test_classification_bi_module_trains_a_network_on_classic_selections(ex):
     config = RFEConfig(
         data=RFEDataConfig(task="tabular:breast_cancer", noise_features=10),
         selectors=("saliency", "linear", "tree"),
@@ -148,7 +159,7 @@ def test_classification_bi_module_trains_a_network_on_classic_selections(tmp_cac
         target=10,
     )
     assert config.train.loss == "bce" and config.model.activation == "relu"
-    result = run_rfe(config, cache=tmp_cache, workers=1)
+    result = run_rfe(config, executor=ex)
     assert result.task_type == "classification" and result.error_name == "1 - balanced accuracy"
     assert result.schedule == [40, 20, 10]
     for s in ("linear", "tree"):
@@ -158,25 +169,25 @@ def test_classification_bi_module_trains_a_network_on_classic_selections(tmp_cac
     assert set(final.test_metrics) == {"accuracy", "balanced_accuracy", "roc_auc"}
     assert final.error == pytest.approx(1 - final.test_metrics["balanced_accuracy"])
     assert final.test_metrics["roc_auc"] > 0.9  # the real measurements are easy to classify
-    uni = run_rfe(replace(config, strategy="uni"), cache=tmp_cache, workers=1)
+    uni = run_rfe(replace(config, strategy="uni"), executor=ex)
     assert uni.runs["linear"].rounds[0].predictor == "LogisticRegression"
     assert uni.runs["linear"].kept == result.runs["linear"].kept  # the strategy changes the predictor only
 
 
-def test_a_stop_request_cancels_and_a_rerun_resumes(tmp_cache):
+def test_a_stop_request_cancels_and_a_rerun_resumes(ex):
     config = _config(selectors=("saliency",))
     with pytest.raises(JobCancelled):
-        run_rfe(config, cache=tmp_cache, workers=1, should_stop=lambda: True)
-    assert run_rfe(config, cache=tmp_cache, workers=1).runs["saliency"].kept == (0, 1, 2)
+        run_rfe(config, executor=ex, should_stop=lambda: True)
+    assert run_rfe(config, executor=ex).runs["saliency"].kept == (0, 1, 2)
 
 
-def test_worker_processes_give_the_same_selection_as_one_process(tmp_path):
+def test_worker_processes_give_the_same_selection_as_one_process(tmp_path, ex):
     from chaosmining.cache import Cache
 
     config = _config(
         selectors=("saliency", "tree"), data=RFEDataConfig(task="formula:7", noise_features=5, samples=300)
     )
-    one = run_rfe(config, cache=Cache(tmp_path / "a"), workers=1)
+    one = run_rfe(config, executor=ex)
     two = run_rfe(config, cache=Cache(tmp_path / "b"), workers=2)
     assert two.workers == 2
     for s in one.runs:
@@ -308,22 +319,91 @@ def test_plan_counts_the_trainings_a_plain_loop_would_need():
     assert training_macs_per_second("bf16") == pytest.approx(TORCH_MACS_PER_SECOND * PRECISIONS.get("bf16").speedup)
 
 
-def test_in_process_runs_report_each_round_before_the_next_training(tmp_cache, monkeypatch):
-    """One worker (and every CUDA run) trains in this process: each finished training must be reported
-    before the next starts, so the page's progress moves round by round, not in one burst at the end."""
-    import chaosmining.experiments.rfe as rfe
+def test_rounds_are_reported_while_later_trainings_are_still_to_run(ex):
+    """Each finished unit is reported when it lands, so the page's progress moves round by round, not
+    in one burst at the end: a round record comes before the next round's trainings are in flight."""
+    log: list[tuple[str, int]] = []
 
-    log: list[str] = []
-    original = rfe._unit_task
+    def report(**e):
+        if "round" in e:
+            log.append(("round", e["round"]))
+        elif "running" in e:
+            log.append(("running", e["running"]))
 
-    def traced(job, should_stop):
-        log.append(f"train {len(job['kept'])}")
-        return original(job, should_stop)
+    run_rfe(_config(selectors=("saliency", "deeplift")), executor=ex, report=report)
+    first_round = log.index(("round", 0))
+    assert any(kind == "running" and n >= 1 for kind, n in log[first_round:])
+    assert [n for kind, n in log if kind == "round"].count(2) == 2  # both chains reached the last round
 
-    monkeypatch.setattr(rfe, "_unit_task", traced)
-    config = _config(selectors=("saliency", "deeplift"))
-    run_rfe(config, cache=tmp_cache, workers=1, report=lambda **e: log.append("round") if "round" in e else None)
-    trainings = [i for i, entry in enumerate(log) if entry.startswith("train")]
-    assert len(trainings) >= 3  # 12 features (shared by both), then 6 and 3 (shared where both keep the same)
-    # a round event between every two trainings: none waits for a later training to be reported
-    assert all("round" in log[a:b] for a, b in zip(trainings, trainings[1:]))
+
+def _count(cache, kind: str) -> int:
+    return len(cache.entries(kind))
+
+
+def test_stop_keeps_finished_units_and_the_next_run_resumes_from_them(tmp_cache):
+    """Stop after the first round landed: the 12-feature network and its importance stay cached, no
+    half-written entry is left, and the next run (inside an orchestration, as the page runs it) answers
+    that round from the cache and finishes the chain."""
+    from chaosmining.runs import make_executor
+
+    config = _config(selectors=("saliency", "linear"))
+    ex = make_executor("local", cache=tmp_cache, workers=1)
+    try:
+        landed: list[dict] = []
+
+        def report(**e):
+            if "round" in e:
+                landed.append(e)
+
+        with pytest.raises(JobCancelled, match="finished trainings are cached"):
+            run_rfe(config, executor=ex, report=report, should_stop=lambda: any(e["round"] == 0 for e in landed))
+        assert 1 <= _count(tmp_cache, "rfe-model") < 3 and _count(tmp_cache, "rfe-importance") >= 1
+        assert _count(tmp_cache, "rfe-result") == 0
+        assert not [p for p in tmp_cache.root.rglob(".tmp-*")]  # no half-written entry
+
+        handle = ex.orchestrate(
+            "rfe:resume", lambda ctx: run_rfe(config, executor=ctx), kind="rfe", description="resume", session="s1"
+        )
+        result = handle.result(timeout=300)
+        assert result.runs["saliency"].kept == (0, 1, 2) and result.runs["saliency"].rounds[0].cached
+        assert not result.runs["saliency"].rounds[-1].cached
+        children = [c for c in handle.children if c.kind == "rfe-train"]
+        assert children[0].cached and all(c.session == "s1" for c in children)
+        assert any("round" in e for e in handle.snapshot().events)  # progress lands on the orchestration
+        assert _count(tmp_cache, "rfe-model") == 3 and _count(tmp_cache, "rfe-result") == 1
+    finally:
+        ex.shutdown()
+
+
+def test_a_failing_unit_fails_its_selector_and_the_others_go_on(ex):
+    events: list[dict] = []
+    config = _config(
+        selectors=("saliency", "linear"), train=TrainConfig(epochs=30, lr=100.0, optimizer="sgd", snapshots=1)
+    )
+    result = run_rfe(config, executor=ex, report=lambda **e: events.append(e))
+    assert "Training diverged" in result.runs["saliency"].error_message and not result.runs["saliency"].rounds
+    assert result.runs["linear"].error_message is None and len(result.runs["linear"].rounds) == 3
+    assert any(e.get("selector") == "saliency" and "diverged" in str(e.get("error")) for e in events)
+    assert result.errors and load_rfe(config, ex.cache) is None  # retried next time
+
+
+def test_an_executor_on_another_cache_is_refused(tmp_path):
+    from chaosmining.cache import Cache
+    from chaosmining.runs import make_executor
+
+    ex = make_executor("local", cache=Cache(tmp_path / "a"), workers=1)
+    try:
+        with pytest.raises(ConfigError, match=r"The 'cache' parameter of run_rfe must be the executor's cache"):
+            run_rfe(_config(), executor=ex, cache=Cache(tmp_path / "b"))
+    finally:
+        ex.shutdown()
+
+
+def test_selections_of_the_same_data_share_their_units(ex):
+    from chaosmining.experiments.rfe import run_rfe_many
+
+    a, b = _config(selectors=("saliency", "linear")), _config(selectors=("deeplift", "linear"))
+    ra, rb = run_rfe_many([a, b], executor=ex)
+    assert ra.runs["linear"].rounds == rb.runs["linear"].rounds and len(ra.runs["linear"].rounds) == 3
+    assert ra.runs["saliency"].rounds[0].kept == rb.runs["deeplift"].rounds[0].kept == tuple(range(12))
+    assert ra.runs["saliency"].rounds[0].error == rb.runs["deeplift"].rounds[0].error  # one shared network

@@ -111,7 +111,7 @@ def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], 
     cache = get_cache()
 
     def work(ctx: Any) -> RFEResult:
-        return run_rfe(config, cache=cache, workers=workers, report=ctx.report, should_stop=ctx.should_stop)
+        return run_rfe(config, cache=cache, executor=ctx)  # its units queue as this session's runs
 
     return orchestrate(
         job_key(config),

@@ -22,9 +22,9 @@ from ..evaluation.faithfulness import FaithfulnessConfig, run_faithfulness
 from ..evaluation.road import RoadConfig, run_road
 from ..evaluation.roar import RoarConfig, run_roar
 from ..evaluation.sanity import SanityConfig, run_sanity
-from ..experiments import audio, rfe, symbolic, vision
+from ..experiments import audio, rfe_units, symbolic, vision
 from ..models.vision import ARCHITECTURES
-from .spec import RUN_KINDS, MemoryEstimate, RunKind
+from .spec import RUN_KINDS, MemoryEstimate, RunKind, RunSpec
 
 __all__ = ["vision_model_parameters"]
 
@@ -98,14 +98,16 @@ def _eval_seconds(c: MethodsConfig, ev: Any) -> float:
     return {"tabular": 20.0, "vision": 300.0, "audio": 300.0}.get(c.task.spec.modality, 120.0)
 
 
-def _rfe_memory(c: rfe.RFEConfig, ev: Any) -> MemoryEstimate:
-    samples = c.data.samples or 10_000
-    features = (c.data.noise_features or 100) + 16
-    return MemoryEstimate(int(samples * features * _F32 * 12 + 128 * _MB), "samples", "the number of rows")
+class _RFETrainKind(RunKind):
+    """A feature-selection training unit: finished when its network and every importance it asks for
+    are cached (one ``rfe-model`` entry and one ``rfe-importance`` entry per method)."""
+
+    def cached(self, spec: RunSpec, cache: Any) -> bool:
+        return rfe_units.train_unit_cached(spec.config, cache)
 
 
-def _rfe_seconds(c: rfe.RFEConfig, ev: Any) -> float:
-    return 30.0 * max(1, len(c.selectors))
+def _rfe_estimate(unit: Any, ev: Any) -> MemoryEstimate:
+    return MemoryEstimate(unit.estimated_bytes(), "samples", "the number of rows or noise features")
 
 
 def _evaluation(name: str, kind: str, config_type: type, perform: Any, title: str) -> RunKind:
@@ -163,18 +165,29 @@ for _kind in (
         describe=lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
         modality="audio",
     ),
-    RunKind(
-        name="rfe",
-        perform=lambda config, ev, *, cache, device="auto", report=None, should_stop=None: rfe.run_rfe(
-            config, cache=cache, device=device, report=report, should_stop=should_stop
-        ),
-        config_from=rfe.rfe_config_from_dict,
+    _RFETrainKind(
+        name="rfe-train",
+        perform=rfe_units.perform_train_unit,
+        config_from=rfe_units.TrainUnit.from_dict,
         eval_from=None,
-        result_kind=rfe.RESULT_KIND,
-        result_key=lambda config, ev: config.config_hash,
-        memory=_rfe_memory,
-        seconds=_rfe_seconds,
-        describe=lambda c: f"feature selection: {c.data.task}, {', '.join(c.selectors)}",
+        result_kind=rfe_units.MODEL_KIND,
+        result_key=lambda unit, ev: unit.run_key,
+        memory=_rfe_estimate,
+        seconds=lambda unit, ev: unit.estimated_seconds(),
+        describe=lambda unit: unit.describe(),
+        modality="selection",
+    ),
+    RunKind(
+        name="rfe-classic",
+        perform=rfe_units.perform_classic_unit,
+        config_from=rfe_units.ClassicUnit.from_dict,
+        eval_from=None,
+        result_kind=rfe_units.CLASSIC_KIND,
+        result_key=lambda unit, ev: unit.key,
+        memory=_rfe_estimate,
+        seconds=lambda unit, ev: unit.estimated_seconds(),
+        describe=lambda unit: unit.describe(),
+        uses_device=False,
         modality="selection",
     ),
     _evaluation("roar", roar.KIND, RoarConfig, run_roar, "ROAR / KAR"),
