@@ -47,7 +47,7 @@ from typing import Any
 import ray
 
 from ..errors import CacheCorruptError, ChaosMiningError
-from .executor import Executor, RunHandle
+from .executor import Executor, RunHandle, _alive
 from .local import WORKERS_ENV
 from .spec import env_int
 from .worker import perform
@@ -196,10 +196,24 @@ def _entries(root: Path) -> list[tuple[str, str, bytes]]:
     return out
 
 
+_ROOT_PREFIX = "chaosmining-ray-run-"
+
+
+def _sweep_dead_roots(parent: Path) -> None:
+    """Remove the run folders on this node of Ray workers that died (a crash skips their clean-up)."""
+    for p in parent.glob(f"{_ROOT_PREFIX}p*-*"):
+        pid = p.name[len(_ROOT_PREFIX) + 1 :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @ray.remote(max_retries=0)
 def _run_task(message: dict[str, Any], board: Any) -> tuple[str, str | None, str | None, list[tuple[str, str, bytes]]]:
     """One run on a Ray worker: perform it in a fresh cache, return its status and the entries it wrote."""
-    root = Path(tempfile.mkdtemp(prefix="chaosmining-ray-run-"))
+    saved_tmpdir = os.environ.get("TMPDIR")
+    parent = Path(tempfile.gettempdir())
+    _sweep_dead_roots(parent)
+    root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}p{os.getpid()}-", dir=parent))
     try:
         message = dict(message, cache=str(root / "cache"), tmp=str(root / "tmp"))
         courier = _Courier(board, message["id"])
@@ -210,6 +224,10 @@ def _run_task(message: dict[str, Any], board: Any) -> tuple[str, str | None, str
         return status, text, trace, _entries(root / "cache")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        if saved_tmpdir is None:  # perform points TMPDIR at the run's folder, now gone
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_tmpdir
 
 
 # -- the driver side ------------------------------------------------------------------------------
