@@ -6,8 +6,9 @@
 Each cell is a small symbolic run (its own seed); all cells are submitted at once to a fresh executor
 with a fresh temporary cache, and the wall time from the first submission until every cell is done is
 measured, first on the local executor (worker processes), then on the Ray executor (a local Ray
-instance started here; its start-up is reported apart: a server pays it once). Both sweeps must give
-the same FPrec, UScore and test MAE cell for cell. The machine and its load are printed: timings on a
+instance started here; its start-up is reported apart: a server pays it once), in the order local,
+ray, ray, local so that a drift in the machine's load weighs on both alike; the ratio is of the sums.
+Every sweep must give the same FPrec, UScore and test MAE cell for cell. The machine and its load are printed: timings on a
 shared machine are contended, the ratio measured in one run is the figure to quote.
 """
 
@@ -61,24 +62,30 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--single", dest="abba", action="store_false", help="local then ray once (default: local, ray, ray, local)"
+    )
     args = ap.parse_args()
     specs = cells(args.cells, args.samples, args.epochs)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f} (shared machines are contended: quote the ratio)"
     )
-    local = sweep("local", specs, args.workers)
-    ray = sweep("ray", specs, args.workers)
-    same = local["numbers"] == ray["numbers"]
-    ratio = ray["sweep_s"] / local["sweep_s"]
+    order = ["local", "ray", "ray", "local"] if args.abba else ["local", "ray"]
+    runs = [sweep(name, specs, args.workers) for name in order]
+    local = [r for r in runs if r["executor"] == "local"]
+    ray = [r for r in runs if r["executor"] == "ray"]
+    same = all(r["numbers"] == runs[0]["numbers"] for r in runs)
+    ratio = sum(r["sweep_s"] for r in ray) / sum(r["sweep_s"] for r in local)
     print(
         json.dumps(
             {
                 "cells": args.cells,
                 "workers": args.workers,
-                "local_sweep_s": local["sweep_s"],
-                "ray_sweep_s": ray["sweep_s"],
-                "ray_start_s": ray["start_s"],
+                "order": order,
+                "local_sweep_s": [r["sweep_s"] for r in local],
+                "ray_sweep_s": [r["sweep_s"] for r in ray],
+                "ray_start_s": [r["start_s"] for r in ray],
                 "ratio_ray_over_local": round(ratio, 3),
                 "target": "<= 1.15",
                 "same_numbers": same,

@@ -175,3 +175,12 @@ def test_import_entry_rejects_bad_archives(tmp_path):  # noqa: ANN001
         dst.import_entry("model", "k1", buf.getvalue())
     assert not (tmp_path / "escape").exists() and not dst.has("model", "k1") and not dst.has("model", "k2")
     assert [p.name for p in (tmp_path / "dst" / "model").iterdir()] == []
+
+
+@pytest.mark.slow
+def test_a_gpu_run_on_a_cluster_without_gpus_fails_at_once(ray_executor, ray_session):  # noqa: ANN001
+    if ray_session.cluster_resources().get("GPU"):
+        pytest.skip("this Ray instance has GPUs")
+    h = ray_executor.submit(RunSpec("symbolic", replace(TINY, seed=9), EV, "cuda"), session="g")
+    assert h.wait(30) and h.status == "failed"
+    assert "asks for device 'cuda' but the Ray cluster has no GPU" in h.error

@@ -47,6 +47,7 @@ from typing import Any
 import ray
 
 from ..errors import CacheCorruptError, ChaosMiningError
+from ..runtime import DEVICE_ENV
 from .executor import Executor, RunHandle, _alive
 from .local import WORKERS_ENV
 from .spec import env_int
@@ -277,9 +278,10 @@ class RayBackend:
     def launch(self, handle: RunHandle) -> None:
         spec = handle.spec
         assert spec is not None
-        wants_gpu = spec.entry.uses_device and (
-            spec.device.startswith("cuda") or (spec.device == "auto" and self.gpus > 0)
-        )
+        device = spec.device
+        if device == "auto":  # resolved here, for the cluster: CUDA when it has GPUs (CHAOSMINING_DEVICE wins)
+            device = os.environ.get(DEVICE_ENV) or ("cuda" if self.gpus > 0 else "cpu")
+        wants_gpu = spec.entry.uses_device and device.startswith("cuda")
         if wants_gpu and self.gpus == 0:
             raise ChaosMiningError(f"This run asks for device {spec.device!r} but the Ray cluster has no GPU.")
         d = spec.to_dict()
@@ -287,6 +289,8 @@ class RayBackend:
             d["device"] = "cuda"  # Ray hands the task one GPU, visible to it as cuda:0
             options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
         else:
+            if spec.entry.uses_device:
+                d["device"] = "cpu"
             options = {"num_cpus": self.threads}
         message = {
             "id": handle.id,
