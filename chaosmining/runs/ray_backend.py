@@ -1,8 +1,9 @@
 """The Ray backend: runs as Ray tasks on a cluster (or on a local Ray instance), results shipped back.
 
 ``CHAOSMINING_EXECUTOR=ray`` (the app) or ``--executor ray`` (the CLI) selects it. With ``RAY_ADDRESS``
-set it joins that cluster; without it, it starts a small, quiet Ray instance on this machine (loopback
-only, no dashboard, its files under the system temporary folder). A process that already initialised
+set it joins that cluster; without it, it starts a small, quiet Ray instance on this machine (no
+dashboard, its files under the system temporary folder; Ray on Linux listens on the machine's address
+whatever it is asked, and its token authentication, on by default for a local instance, guards it). A process that already initialised
 Ray keeps its instance.
 
 Each run is one Ray task that calls :func:`chaosmining.runs.worker.perform`, exactly what a local worker
@@ -72,9 +73,10 @@ def init_ray(num_cpus: int | None = None, *, num_gpus: int | None = None) -> boo
 
     With ``RAY_ADDRESS`` set, join that cluster (this checkout of ``chaosmining`` is shipped to its
     workers, so every node runs the driver's code). Without it, start a local instance with ``num_cpus``
-    CPUs (default: all), on loopback only, without the dashboard, quiet, under the temporary folder; its
+    CPUs (default: all), without the dashboard, quiet, under the temporary folder; its
     workers get the driver's ``sys.path`` (as spawned local workers do), so kinds registered in the
-    driver's own modules can be performed.
+    driver's own modules can be performed. (Ray on Linux ignores a loopback ``_node_ip_address``: its
+    servers listen on the machine's address, behind the token it generates for a local instance.)
     """
     if ray.is_initialized():
         return False
@@ -91,7 +93,6 @@ def init_ray(num_cpus: int | None = None, *, num_gpus: int | None = None) -> boo
         num_gpus=num_gpus,
         include_dashboard=False,
         object_store_memory=_LOCAL_OBJECT_STORE,
-        _node_ip_address="127.0.0.1",
         _temp_dir=os.path.join(tempfile.gettempdir(), f"chaosmining-ray-{os.getuid()}"),
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
         **quiet,
