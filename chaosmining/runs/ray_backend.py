@@ -394,6 +394,13 @@ class RayBackend:
             else:
                 status, text, trace = "failed", _died(exc), None
                 log.error("run %s failed on Ray: %s", run.handle.key, exc)
+        except Exception as exc:  # the result could not be read back (unexpected): this run alone fails
+            status, text, trace = (
+                "failed",
+                f"The run's result could not be read back: {type(exc).__name__}: {exc}",
+                None,
+            )
+            log.exception("run %s: reading its Ray result failed", run.handle.key)
         for kind, key, data in entries:
             try:
                 ex.cache.import_entry(kind, key, data)
