@@ -42,8 +42,13 @@ def cells(n: int, samples: int, epochs: int) -> list[RunSpec]:
 
 
 def sweep(name: str, specs: list[RunSpec], workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"bench-ray-{name}-") as root:
+        return _sweep(name, specs, workers, Cache(root))
+
+
+def _sweep(name: str, specs: list[RunSpec], workers: int, cache: Cache) -> dict:
     t0 = time.perf_counter()
-    ex = make_executor(name, cache=Cache(tempfile.mkdtemp(prefix=f"bench-ray-{name}-")), workers=workers)
+    ex = make_executor(name, cache=cache, workers=workers)
     start_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     handles = [ex.submit(s, session=f"cell{i}") for i, s in enumerate(specs)]
