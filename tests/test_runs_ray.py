@@ -39,12 +39,17 @@ def _crash(config, ev, *, cache, device="auto", report=None, should_stop=None): 
     os._exit(3)
 
 
+def _stubborn(config, ev, *, cache, device="auto", report=None, should_stop=None):  # noqa: ANN001, ANN202, ARG001
+    report(stage="ignoring Stop")
+    time.sleep(120)
+
+
 def _test_kind(name: str, perform) -> RunKind:  # noqa: ANN001
     base = RUN_KINDS.get("symbolic")
     return replace(base, name=name, perform=perform, result_kind=name, uses_device=False)
 
 
-for _name, _perform in (("ray-test-fail", _fail), ("ray-test-crash", _crash)):
+for _name, _perform in (("ray-test-fail", _fail), ("ray-test-crash", _crash), ("ray-test-stubborn", _stubborn)):
     if _name not in RUN_KINDS.names():
         RUN_KINDS.register(_name, _test_kind(_name, _perform))
 
@@ -110,6 +115,43 @@ def test_ray_stop_leaves_no_entry(ray_executor):  # noqa: ANN001
     assert h.status == "cancelled", h.error
     assert time.time() - asked < 15  # stopped by the flag, not by the grace period's cancel
     assert not spec.entry.cached(spec, ray_executor.cache)
+
+
+@pytest.mark.slow
+def test_a_run_that_ignores_stop_is_cancelled_after_the_grace(ray_session, tmp_path):  # noqa: ANN001, ARG001
+    from chaosmining.runs import Executor
+    from chaosmining.runs.ray_backend import RayBackend
+
+    ex = Executor(RayBackend(2, stop_grace=1.0), Cache(tmp_path))
+    try:
+        h = ex.submit(RunSpec("ray-test-stubborn", TINY, EV, "cpu"), session="s")
+        deadline = time.time() + 120
+        while not h.snapshot().events:
+            assert time.time() < deadline and not h.done, (h.status, h.error)
+            time.sleep(0.2)
+        h.stop()
+        assert h.wait(20) and h.status == "cancelled"
+        assert "did not stop within 1 s" in h.error
+        after = ex.submit(RunSpec("symbolic", replace(TINY, seed=11), EV, "cpu"), session="s")
+        assert after.wait(300) and after.status == "done", after.error
+    finally:
+        ex.shutdown(5.0)
+
+
+@pytest.mark.slow
+def test_shutdown_stops_running_runs(ray_executor, ray_session):  # noqa: ANN001
+    long = replace(TINY, seed=12, train=replace(TINY.train, epochs=5000))
+    spec = RunSpec("symbolic", long, EV, "cpu")
+    h = ray_executor.submit(spec, session="s")
+    deadline = time.time() + 120
+    while not h.snapshot().events:
+        assert time.time() < deadline and not h.done, (h.status, h.error)
+        time.sleep(0.2)
+    t0 = time.time()
+    ray_executor.shutdown(10.0)
+    assert h.status == "cancelled" and time.time() - t0 < 10
+    assert not spec.entry.cached(spec, ray_executor.cache)
+    assert ray_session.is_initialized()  # the test session's Ray instance is not this backend's to stop
 
 
 @pytest.mark.slow
