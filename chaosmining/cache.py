@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,6 +150,11 @@ class Cache:
         path = self.path(kind, key)
         if not path.is_dir():
             return None
+        return CacheEntry(kind, key, path, self._verified(path, kind, key))
+
+    @staticmethod
+    def _verified(path: Path, kind: str, key: str) -> dict[str, Any]:
+        """The manifest of the entry folder ``path`` after checking every file against its checksum."""
         manifest_path = path / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text())
@@ -160,7 +167,46 @@ class Cache:
                 raise CacheCorruptError(f"cache entry {kind}/{key} is missing {name}")
             if _sha256(f) != digest:
                 raise CacheCorruptError(f"cache entry {kind}/{key}: {name} does not match its checksum")
-        return CacheEntry(kind, key, path, manifest)
+        return manifest
+
+    def import_entry(self, kind: str, key: str, data: bytes) -> bool:
+        """Install an entry built elsewhere (a Ray worker's own cache), given as a tar archive of its folder.
+
+        The archive is extracted into a private ``.tmp-*`` folder with tarfile's ``"data"`` filter (no
+        absolute paths, links out of the folder or special files), its manifest and checksums are checked
+        like a load's, and it is renamed into place in one step. Returns ``False`` without touching
+        anything when the entry is already here (also when another writer wins the race). Raises
+        :class:`CacheCorruptError` when the archive or its checksums do not hold.
+        """
+        final = self.path(kind, key)
+        if final.exists():
+            return False
+        d = self._dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / _tmp_name(key)
+        tmp.mkdir()
+        try:
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                    tar.extractall(tmp, filter="data")
+            except tarfile.TarError as exc:
+                raise CacheCorruptError(f"cache entry {kind}/{key} arrived as an unreadable archive ({exc})") from None
+            manifest = self._verified(tmp, kind, key)
+            if manifest.get("kind", kind) != kind or manifest.get("key", key) != key:
+                raise CacheCorruptError(
+                    f"cache entry {kind}/{key} arrived with the manifest of {manifest.get('kind')}/{manifest.get('key')}"
+                )
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return True
 
     def _quarantine(self, kind: str, key: str) -> None:
         path = self.path(kind, key)
