@@ -46,6 +46,7 @@ from .rfe_config import (
     StrategySpec,
     rfe_config_from_dict,
 )
+from ..results import record
 from .rfe_result import RESULT_KIND, RFEResult, RoundRecord, SelectorRun, load_rfe, save_rfe
 from .rfe_tasks import (
     DATA_KIND,
@@ -517,6 +518,8 @@ def run_rfe_many(
     for run in runs:
         result = run.result(seconds, channel.capacity)
         save_rfe(result, channel.cache)
+        if not result.cached:  # the driver files the comparison in the results store (never fails the run)
+            record(RESULT_KIND, result.config, result, device=str(device), seconds=seconds)
         results[run.index] = result
     return [r for r in results if r is not None]
 

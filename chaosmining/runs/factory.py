@@ -70,6 +70,10 @@ def record_in_store(handle: RunHandle) -> None:
     spec = handle.spec
     if spec is None or handle.cached or handle.status != "done":
         return
+    from ..results import EXTRACTORS
+
+    if spec.entry.result_kind not in EXTRACTORS.names():  # a unit of a larger run (feature selection)
+        return
 
     def work() -> None:
         from ..results import record

@@ -22,7 +22,7 @@ from ..evaluation.faithfulness import FaithfulnessConfig, run_faithfulness
 from ..evaluation.road import RoadConfig, run_road
 from ..evaluation.roar import RoarConfig, run_roar
 from ..evaluation.sanity import SanityConfig, run_sanity
-from ..experiments import audio, rfe_units, symbolic, vision
+from ..experiments import audio, rfe_tasks, rfe_units, symbolic, vision
 from ..models.vision import ARCHITECTURES
 from .spec import RUN_KINDS, MemoryEstimate, RunKind, RunSpec
 
@@ -135,6 +135,7 @@ for _kind in (
         config_from=symbolic.SymbolicConfig.from_dict,
         eval_from=symbolic.EvalConfig.from_dict,
         result_kind=symbolic.RESULT_KIND,
+        inputs=lambda c, ev: [(symbolic.MODEL_KIND, c.config_hash)],
         result_key=symbolic._result_key,
         memory=_symbolic_memory,
         seconds=_symbolic_seconds,
@@ -147,6 +148,7 @@ for _kind in (
         config_from=vision.VisionConfig.from_dict,
         eval_from=vision.VisionEvalConfig.from_dict,
         result_kind=vision.RESULT_KIND,
+        inputs=lambda c, ev: [(vision.MODEL_KIND, c.config_hash)],
         result_key=vision.result_key,
         memory=_vision_memory,
         seconds=_vision_seconds,
@@ -159,6 +161,7 @@ for _kind in (
         config_from=audio.AudioConfig.from_dict,
         eval_from=audio.AudioEvalConfig.from_dict,
         result_kind=audio.RESULT_KIND,
+        inputs=lambda c, ev: [(audio.MODEL_KIND, c.config_hash)],
         result_key=audio.result_key,
         memory=_audio_memory,
         seconds=_audio_seconds,
@@ -171,6 +174,7 @@ for _kind in (
         config_from=rfe_units.TrainUnit.from_dict,
         eval_from=None,
         result_kind=rfe_units.MODEL_KIND,
+        inputs=lambda u, ev: [(rfe_tasks.DATA_KIND, u.data_key), (rfe_units.MODEL_KIND, u.model_key)],
         result_key=lambda unit, ev: unit.run_key,
         memory=_rfe_estimate,
         seconds=lambda unit, ev: unit.estimated_seconds(),
@@ -183,6 +187,7 @@ for _kind in (
         config_from=rfe_units.ClassicUnit.from_dict,
         eval_from=None,
         result_kind=rfe_units.CLASSIC_KIND,
+        inputs=lambda u, ev: [(rfe_tasks.DATA_KIND, u.data_key)],
         result_key=lambda unit, ev: unit.key,
         memory=_rfe_estimate,
         seconds=lambda unit, ev: unit.estimated_seconds(),

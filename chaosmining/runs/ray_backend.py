@@ -47,6 +47,7 @@ from typing import Any
 
 import ray
 
+from ..cache import Cache
 from ..errors import CacheCorruptError, ChaosMiningError
 from ..runtime import DEVICE_ENV
 from .executor import Executor, RunHandle, _alive
@@ -217,13 +218,18 @@ def _run_task(message: dict[str, Any], board: Any) -> tuple[str, str | None, str
     _sweep_dead_roots(parent)
     root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}p{os.getpid()}-", dir=parent))
     try:
+        inputs = message.pop("inputs", ())
         message = dict(message, cache=str(root / "cache"), tmp=str(root / "tmp"))
+        given = set()
+        for kind, key, data in inputs:
+            Cache(root / "cache").import_entry(kind, key, data)
+            given.add((kind, key))
         courier = _Courier(board, message["id"])
         try:
             status, text, trace = perform(message, courier.report, courier.should_stop)
         finally:
             courier.close()
-        return status, text, trace, _entries(root / "cache")
+        return status, text, trace, [e for e in _entries(root / "cache") if (e[0], e[1]) not in given]
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if saved_tmpdir is None:  # perform points TMPDIR at the run's folder, now gone
@@ -293,11 +299,18 @@ class RayBackend:
             if spec.entry.uses_device:
                 d["device"] = "cpu"
             options = {"num_cpus": self.threads}
+        cache = self.executor.cache if self.executor is not None else None
+        inputs = []  # what the run reads from the driver's cache travels with it (no shared file system)
+        for kind, key in spec.entry.input_entries(spec):
+            path = cache.path(kind, key) if cache is not None else None
+            if path is not None and (path / "manifest.json").is_file():
+                inputs.append((kind, key, _pack(path)))
         message = {
             "id": handle.id,
             "spec": d,
             "threads": self.threads,
             "modules": [spec.entry.perform.__module__],
+            "inputs": inputs,
         }
         ref = _run_task.options(name=f"chaosmining-{spec.kind}-{handle.id}", **options).remote(message, self._board)
         with self._lock:

@@ -72,6 +72,9 @@ class RunKind:
         runs of the kind have finished on this executor (then their measured mean is used).
     describe : ``config -> str``, one line for progress panels.
     uses_device : whether the kind trains on ``device`` (GPU runs ask the cluster for a GPU).
+    inputs : ``(config, ev) -> [(cache kind, key), ...]``, entries of the driver's cache the run reads when
+        they exist (its prepared data, an already trained model); a backend without a shared file system
+        (Ray) ships them with the run instead of computing them again.
     modality : ``"symbolic"``, ``"vision"``, ``"audio"``, ``"selection"`` or ``"evaluation"``.
     """
 
@@ -86,6 +89,7 @@ class RunKind:
     describe: Callable[[Any], str]
     uses_device: bool = True
     modality: str = "symbolic"
+    inputs: Callable[[Any, Any], list[tuple[str, str]]] | None = None
 
     def load(self, spec: RunSpec, cache: Any) -> Any:
         """The finished result of ``spec`` from ``cache`` (the perform function loads when cached)."""
@@ -93,6 +97,9 @@ class RunKind:
 
     def cached(self, spec: RunSpec, cache: Any) -> bool:
         return cache.has(self.result_kind, self.result_key(spec.config, spec.eval))
+
+    def input_entries(self, spec: RunSpec) -> list[tuple[str, str]]:
+        return list(self.inputs(spec.config, spec.eval)) if self.inputs is not None else []
 
 
 RUN_KINDS: Registry[RunKind] = Registry("run kind")
