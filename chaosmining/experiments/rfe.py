@@ -33,6 +33,7 @@ import torch
 
 from ..cache import Cache
 from ..errors import JobCancelled
+from ..results import record
 from ..runs import Executor, RunContext, RunHandle, RunSpec, get_executor, make_executor
 from ..selection import elimination_schedule, get_selector, precision_recall, rfewna_rounds
 from ..training import training_macs_per_second
@@ -46,7 +47,6 @@ from .rfe_config import (
     StrategySpec,
     rfe_config_from_dict,
 )
-from ..results import record
 from .rfe_result import RESULT_KIND, RFEResult, RoundRecord, SelectorRun, load_rfe, save_rfe
 from .rfe_tasks import (
     DATA_KIND,
