@@ -87,7 +87,6 @@ init_defaults(
         P + "test_fraction": 0.2,
         P + "width": REG.model.width,
         P + "depth": REG.model.depth,
-        P + "workers": 0,
         P + "precision": REG.train.precision,
         **{P + f"epochs_{t.name}": t.train.epochs for t in (REG, CLS)},
         **{P + f"batch_{t.name}": t.train.batch_size for t in (REG, CLS)},
@@ -190,8 +189,9 @@ with sb.expander("Network, training and splits"):
         "Validation share of the training split", 0.05, 0.9, step=0.05, key=P + "val_fraction"
     )
     test_fraction = st.number_input("Test share", 0.05, 0.9, step=0.05, key=P + "test_fraction")
-    workers = st.number_input(
-        "Worker processes (0 = automatic)", 0, 64, key=P + "workers", help="Independent trainings run in parallel."
+    st.caption(
+        "Independent trainings run in parallel in the server's worker processes, queued fairly beside other "
+        "users' runs (the server's CHAOSMINING_WORKERS sets how many)."
     )
 methods = [get_selector(s).method for s in selectors if get_selector(s).method]
 method_params = method_params_widgets(methods, P)
@@ -297,7 +297,7 @@ with tab_results:
     else:
         job_notice(key)
         if st.button("Run selection", type="primary", key=P + "run_btn", icon=":material/play_arrow:"):
-            if submit_rfe(config, workers or None, widget_state(P), plan) is not None:
+            if submit_rfe(config, widget_state(P), plan) is not None:
                 st.rerun()
     other_jobs(P, key)
 

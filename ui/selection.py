@@ -106,7 +106,7 @@ def _task_label(config: RFEConfig) -> str:
     return f"CSV {Path(config.data.arg).name}" if config.data.kind == "csv" else config.data.task
 
 
-def submit_rfe(config: RFEConfig, workers: int | None, widgets: dict[str, Any], plan: RFEPlan) -> str | None:
+def submit_rfe(config: RFEConfig, widgets: dict[str, Any], plan: RFEPlan) -> str | None:
     """Start the selection as an orchestration whose trainings queue as this session's runs."""
     cache = get_cache()
 
