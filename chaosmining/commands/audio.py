@@ -30,8 +30,8 @@ from .base import (
     Command,
     cache_from_args,
     comma_list,
+    model_rerun,
     parse_method_params,
-    rerun_model_bundle,
     through_executor,
 )
 from .progress import progress
@@ -146,19 +146,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     return result.summary()
 
 
-def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    with progress(a) as report:
-        return rerun_model_bundle(
-            bundle,
-            a,
-            task="audio",
-            config_type=AudioConfig,
-            eval_type=AudioEvalConfig,
-            run=through_executor("audio", a),
-            score="channel_fprec",
-            export=_export,
-            report=report,
-        )
+_rerun = model_rerun("audio", "channel_fprec", _export)
 
 
 def _render(out: dict[str, Any]) -> str:

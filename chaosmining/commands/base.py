@@ -17,7 +17,8 @@ from ..bundle import config_from_bundle
 from ..cache import Cache
 from ..errors import ConfigError
 from ..registry import Registry
-from ..runs import EXECUTORS, RunSpec, execute, get_executor
+from ..runs import EXECUTORS, RUN_KINDS, RunSpec, execute, get_executor
+from .progress import progress
 
 __all__ = [
     "Command",
@@ -98,18 +99,18 @@ def rerun_model_bundle(
     a: argparse.Namespace,
     *,
     task: str,
-    config_type: Any,
-    eval_type: Any,
-    run: Callable[..., Any],
     score: str,
     export: Callable[[Any, argparse.Namespace], None],
-    **run_kwargs: Any,
+    report: Any = None,
 ) -> dict[str, Any]:
-    """Re-run a model + evaluation bundle and report how far its ``score`` (by method) moved from the bundle's."""
+    """Re-run a model + evaluation bundle of run kind ``task`` through the run layer and report how far its
+    ``score`` (by method) moved from the bundle's."""
+    kind = RUN_KINDS.get(task)
+    run = through_executor(task, a)
     cfg = bundle.get("config", {})
-    config = config_from_bundle(config_type.from_dict, cfg.get("model", {}), task, "config.model")
-    ev = config_from_bundle(eval_type.from_dict, cfg.get("eval", {}), task, "config.eval")
-    result = run(config, ev, cache=cache_from_args(a), device=a.device, **run_kwargs)
+    config = config_from_bundle(kind.config_from, cfg.get("model", {}), task, "config.model")
+    ev = config_from_bundle(kind.eval_from, cfg.get("eval", {}), task, "config.eval")
+    result = run(config, ev, cache=cache_from_args(a), device=a.device, report=report)
     out = result.summary()
     old, new = bundle.get("results", {}).get(score), out[score]
     old = old if isinstance(old, dict) else {}  # the bundle's own numbers are only compared, never trusted
@@ -161,6 +162,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="runs at once: local worker processes or Ray tasks (default: $CHAOSMINING_WORKERS or the CPU count)",
     )
+
+
+def model_rerun(
+    task: str, score: str, export: Callable[[Any, argparse.Namespace], None]
+) -> Callable[..., dict[str, Any]]:
+    """The ``rerun`` of a modality command: :func:`rerun_model_bundle` with a progress bar."""
+
+    def rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
+        with progress(a) as report:
+            return rerun_model_bundle(bundle, a, task=task, score=score, export=export, report=report)
+
+    return rerun
 
 
 def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:

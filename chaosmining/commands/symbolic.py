@@ -21,8 +21,8 @@ from .base import (
     Command,
     cache_from_args,
     comma_list,
+    model_rerun,
     parse_method_params,
-    rerun_model_bundle,
     through_executor,
 )
 from .progress import progress
@@ -106,19 +106,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     return result.summary()
 
 
-def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    with progress(a) as report:
-        return rerun_model_bundle(
-            bundle,
-            a,
-            task="symbolic",
-            config_type=SymbolicConfig,
-            eval_type=EvalConfig,
-            run=through_executor("symbolic", a),
-            score="fprec",
-            export=_export,
-            report=report,
-        )
+_rerun = model_rerun("symbolic", "fprec", _export)
 
 
 def _render(out: dict[str, Any]) -> str:

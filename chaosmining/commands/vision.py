@@ -33,8 +33,8 @@ from .base import (
     Command,
     cache_from_args,
     comma_list,
+    model_rerun,
     parse_method_params,
-    rerun_model_bundle,
     through_executor,
 )
 from .progress import progress
@@ -139,19 +139,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     return result.summary()
 
 
-def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
-    with progress(a) as report:
-        return rerun_model_bundle(
-            bundle,
-            a,
-            task="vision",
-            config_type=VisionConfig,
-            eval_type=VisionEvalConfig,
-            run=through_executor("vision", a),
-            score="iou",
-            export=_export,
-            report=report,
-        )
+_rerun = model_rerun("vision", "iou", _export)
 
 
 def _render_one(out: dict[str, Any]) -> list[str]:

@@ -61,15 +61,18 @@ _STALE_SECONDS = 3600
 # nobody else holds the lock.
 AUTO_COMPACT_PARTS = 128
 
+_IDENTITY = [  # the columns both tables start with: which run, of what
+    ("record_id", pa.string()),
+    ("run_key", pa.string()),
+    ("kind", pa.string()),
+    ("modality", pa.string()),
+    ("task", pa.string()),
+    ("setting", pa.string()),
+    ("model", pa.string()),
+]
 SCORES_SCHEMA = pa.schema(
     [
-        ("record_id", pa.string()),
-        ("run_key", pa.string()),
-        ("kind", pa.string()),
-        ("modality", pa.string()),
-        ("task", pa.string()),
-        ("setting", pa.string()),
-        ("model", pa.string()),
+        *_IDENTITY,
         ("method", pa.string()),
         ("metric", pa.string()),
         ("value", pa.float64()),
@@ -79,13 +82,7 @@ SCORES_SCHEMA = pa.schema(
 )
 RUNS_SCHEMA = pa.schema(
     [
-        ("record_id", pa.string()),
-        ("run_key", pa.string()),
-        ("kind", pa.string()),
-        ("modality", pa.string()),
-        ("task", pa.string()),
-        ("setting", pa.string()),
-        ("model", pa.string()),
+        *_IDENTITY,
         ("seed", pa.int64()),
         ("config", pa.string()),
         ("device", pa.string()),

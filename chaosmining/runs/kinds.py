@@ -128,45 +128,56 @@ def _evaluation(name: str, kind: str, config_type: type, perform: Any, title: st
     )
 
 
+def _model_kind(
+    name: str, module: Any, perform: Any, config_type: Any, eval_type: Any, describe: Any, memory: Any, seconds: Any
+) -> RunKind:
+    """A modality's experiment: ``perform`` trains (or loads) the model ``MODEL_KIND/config_hash`` and writes
+    its evaluation under ``RESULT_KIND/result_key(config, ev)`` (the same layout for symbolic, vision and audio)."""
+    return RunKind(
+        name=name,
+        perform=perform,
+        config_from=config_type.from_dict,
+        eval_from=eval_type.from_dict,
+        result_kind=module.RESULT_KIND,
+        inputs=lambda c, ev: [(module.MODEL_KIND, c.config_hash)],
+        result_key=getattr(module, "result_key", None) or module._result_key,
+        memory=memory,
+        seconds=seconds,
+        describe=describe,
+        modality=name,
+    )
+
+
 for _kind in (
-    RunKind(
-        name="symbolic",
-        perform=symbolic.run_symbolic,
-        config_from=symbolic.SymbolicConfig.from_dict,
-        eval_from=symbolic.EvalConfig.from_dict,
-        result_kind=symbolic.RESULT_KIND,
-        inputs=lambda c, ev: [(symbolic.MODEL_KIND, c.config_hash)],
-        result_key=symbolic._result_key,
-        memory=_symbolic_memory,
-        seconds=_symbolic_seconds,
-        describe=lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
-        modality="symbolic",
+    _model_kind(
+        "symbolic",
+        symbolic,
+        symbolic.run_symbolic,
+        symbolic.SymbolicConfig,
+        symbolic.EvalConfig,
+        lambda c: f"formula {c.data.formula}, {c.train.epochs} epochs, seed {c.seed}",
+        _symbolic_memory,
+        _symbolic_seconds,
     ),
-    RunKind(
-        name="vision",
-        perform=vision.run_vision,
-        config_from=vision.VisionConfig.from_dict,
-        eval_from=vision.VisionEvalConfig.from_dict,
-        result_kind=vision.RESULT_KIND,
-        inputs=lambda c, ev: [(vision.MODEL_KIND, c.config_hash)],
-        result_key=vision.result_key,
-        memory=_vision_memory,
-        seconds=_vision_seconds,
-        describe=lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
-        modality="vision",
+    _model_kind(
+        "vision",
+        vision,
+        vision.run_vision,
+        vision.VisionConfig,
+        vision.VisionEvalConfig,
+        lambda c: f"{c.model} on {c.condition}, {c.preset} preset, seed {c.seed}",
+        _vision_memory,
+        _vision_seconds,
     ),
-    RunKind(
-        name="audio",
-        perform=audio.run_audio,
-        config_from=audio.AudioConfig.from_dict,
-        eval_from=audio.AudioEvalConfig.from_dict,
-        result_kind=audio.RESULT_KIND,
-        inputs=lambda c, ev: [(audio.MODEL_KIND, c.config_hash)],
-        result_key=audio.result_key,
-        memory=_audio_memory,
-        seconds=_audio_seconds,
-        describe=lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
-        modality="audio",
+    _model_kind(
+        "audio",
+        audio,
+        audio.run_audio,
+        audio.AudioConfig,
+        audio.AudioEvalConfig,
+        lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
+        _audio_memory,
+        _audio_seconds,
     ),
     _RFETrainKind(
         name="rfe-train",

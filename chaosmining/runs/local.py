@@ -207,12 +207,7 @@ class LocalBackend:
         w.handle = None
         with contextlib.suppress(OSError):
             w.process.terminate()
-        w.process.join(5)
-        if w.process.is_alive():
-            w.process.kill()
-            w.process.join(5)
-        if w in self._workers:
-            self._workers.remove(w)
+        self._reap(w)
         self._clean_tmp(w, w.process.pid)
         if handle is not None and self.executor is not None:
             self.executor._finish(handle, status, text)
@@ -220,14 +215,18 @@ class LocalBackend:
     def _retire(self, w: _Worker) -> None:
         with contextlib.suppress(OSError, ValueError):
             w.conn.send(None)
+        self._reap(w)
+        with contextlib.suppress(OSError):
+            w.conn.close()
+
+    def _reap(self, w: _Worker) -> None:
+        """Wait for a worker told to end (killed after 5 s) and forget it."""
         w.process.join(5)
         if w.process.is_alive():
             w.process.kill()
             w.process.join(5)
         if w in self._workers:
             self._workers.remove(w)
-        with contextlib.suppress(OSError):
-            w.conn.close()
 
     def _clean_tmp(self, w: _Worker, pid: int | None) -> None:
         if w.tmp is not None:
