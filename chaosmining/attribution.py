@@ -32,6 +32,7 @@ Notes on faithfulness to the paper and to Captum
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 import weakref
@@ -698,8 +699,21 @@ class _FunctionRecorder(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+_TRACE_LOCK = threading.Lock()
+
+
 def trace_model(model: nn.Module, example: torch.Tensor) -> ModelTrace:
-    """Run ``model`` on ``example`` (one row is enough) and record module calls and functional non-linearities."""
+    """Run ``model`` on ``example`` (one row is enough) and record module calls and functional non-linearities.
+
+    The trace hangs hooks on the model for one forward pass. Models shared between threads (the app caches
+    one probe model per architecture for every session) are traced one at a time, so concurrent requests
+    never see each other's hooks.
+    """
+    with _TRACE_LOCK:
+        return _trace(model, example)
+
+
+def _trace(model: nn.Module, example: torch.Tensor) -> ModelTrace:
     counts: Counter[str] = Counter()
     stack: list[nn.Module] = []
     handles = []
