@@ -178,6 +178,10 @@ class PageRuns:
         return submit_run(self.spec(config, ev, device), self.prefix, widgets, epochs=config.train.epochs, **payload)
 
 
+# Keys of buttons and download buttons: Streamlit refuses to have their state set, so they are never kept.
+_ACTION_SUFFIXES = ("_btn", "_button", "_dl")
+
+
 def persist(*prefixes: str) -> None:
     """Keep widget values whose keys start with ``prefixes`` when the user visits another page.
 
@@ -185,7 +189,7 @@ def persist(*prefixes: str) -> None:
     top of the page keeps them (the documented work-around).
     """
     for k in list(st.session_state.keys()):
-        if isinstance(k, str) and k.startswith(prefixes) and not k.endswith(("_btn", "_button")):
+        if isinstance(k, str) and k.startswith(prefixes) and not k.endswith(_ACTION_SUFFIXES):
             try:
                 st.session_state[k] = st.session_state[k]
             except st.errors.StreamlitAPIException:  # buttons and forms cannot be set
@@ -355,7 +359,7 @@ def widget_state(prefix: str) -> dict[str, Any]:
         for k, v in st.session_state.items()
         if isinstance(k, str)
         and k.startswith(prefix)
-        and not k.endswith(("_btn", "_button"))
+        and not k.endswith(_ACTION_SUFFIXES)
         and not k.startswith(prefix + "jobs")
     }
 

@@ -184,6 +184,7 @@ class LocalBackend:
 
     def _bury(self, w: _Worker) -> None:
         """A worker died: fail its run alone, clean up after it, forget it (the next launch spawns anew)."""
+        w.process.join(5)  # reaped, so that its exit status is known
         code = w.process.exitcode
         self._workers.remove(w)
         handle = w.handle
