@@ -187,7 +187,7 @@ def persist(*prefixes: str) -> None:
     top of the page keeps them (the documented work-around).
     """
     for k in list(st.session_state.keys()):
-        if isinstance(k, str) and k.startswith(prefixes) and not k.endswith(("_btn", "_button")):
+        if isinstance(k, str) and k.startswith(prefixes) and not k.endswith(("_btn", "_button", "_dl")):
             try:
                 st.session_state[k] = st.session_state[k]
             except st.errors.StreamlitAPIException:  # buttons and forms cannot be set
@@ -358,7 +358,7 @@ def widget_state(prefix: str) -> dict[str, Any]:
         for k, v in st.session_state.items()
         if isinstance(k, str)
         and k.startswith(prefix)
-        and not k.endswith(("_btn", "_button"))
+        and not k.endswith(("_btn", "_button", "_dl"))
         and not k.startswith(prefix + "jobs")
     }
 
