@@ -155,9 +155,17 @@ def test_a_link_opens_a_tab_and_method_parameters_and_drops_unknown_parameters()
     assert at.session_state["sym_tab"] == "What-if sweep"
     assert at.multiselect(key="sym_methods").value == ["saliency", "integrated_gradients"]
     assert at.number_input(key="sym__param_integrated_gradients_steps").value == 7
-    assert any("'utm_source' is not a setting of this page" in w.value for w in at.warning)
+    assert any("`'utm_source'` is not a setting of this page" in w.value for w in at.warning)
     assert "utm_source" not in at.query_params
     assert at.query_params["integrated_gradients.steps"] == "7"
+
+
+def test_text_from_a_link_is_shown_as_code_never_as_markdown():
+    at = _page("1_Symbolic_functions.py")
+    at.query_params["noise"] = "[click](http://evil.example) $x$"
+    at.run()
+    assert not at.exception
+    assert any("Got `'[click](http://evil.example) $x$'` instead" in w.value for w in at.warning)
 
 
 def test_a_link_with_a_path_outside_the_data_roots_leaves_the_field_empty():

@@ -307,14 +307,19 @@ class Link:
         self._show()
 
 
+def _literal(value: Any) -> str:
+    """``value`` as a code span: text from a link is shown, never rendered as Markdown (no links, no LaTeX)."""
+    return "`" + repr(str(value)[:100]).replace("`", "'") + "`"
+
+
 def _problem_text(p: _Problem) -> str:
     if p.key is None:
-        return f"The link's parameter '{p.name}' is not a setting of this page; it was ignored."
+        return f"The link's parameter {_literal(p.name)} is not a setting of this page; it was ignored."
     used = st.session_state.get(p.key, "its default")
     shown = ",".join(map(str, used)) if isinstance(used, list | tuple) else used
     return (
-        f"The '{p.name}' parameter of the link must be {p.allowed}. Got {p.raw!r} instead; "
-        f"the setting keeps {str(shown)!r}."
+        f"The '{p.name}' parameter of the link must be {p.allowed}. Got {_literal(p.raw)} instead; "
+        f"the setting keeps {_literal(shown)}."
     )
 
 
