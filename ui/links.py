@@ -10,7 +10,8 @@ then makes two calls::
 
 On a session's first run of the page, :func:`sync_query_params` reads the URL, checks every value against its
 field (type, bounds, choices; paths against the data roots) and writes the valid ones into session state before
-the widgets are drawn; a bad value gets an ``st.warning`` naming the parameter and the value used instead. On
+the widgets are drawn; a bad value gets an ``st.warning`` naming the parameter and the value used instead (shown
+until the user changes a setting; text from the link is shown as code, never as Markdown). On
 every run it writes the current values back, only those that differ from the page's defaults (recorded by
 :func:`ui.common.init_defaults` through :func:`note_defaults`), so links stay short. A "Share this configuration"
 box at the top of the sidebar shows the full link with a copy button.
