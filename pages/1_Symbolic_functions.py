@@ -16,7 +16,8 @@ from chaosmining.experiments.symbolic import DEFAULT_METHODS, EvalConfig, Symbol
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig
 from chaosmining.runtime import resolve_device
 from chaosmining.sweep import FACTORS, SweepConfig
-from chaosmining.training import OPTIMIZERS, TrainConfig, check_precision
+from chaosmining.training import OPTIMIZERS, PRECISIONS, TrainConfig, check_precision
+from ui import links
 from ui.common import (
     export_section,
     fmt,
@@ -49,6 +50,34 @@ persist("sym_")
 
 P = "sym_"
 D, M, T = SymbolicDataConfig(), MLPConfig(), TrainConfig()
+SOURCES = ["Paper formula (Table 5)", "Type a formula"]
+TABS = ["Results", "What-if sweep", "Export"]
+LINK = {  # the settings a shared link carries (ui/links.py), with the widgets' bounds and choices
+    "source": links.one_of(SOURCES),
+    "fid": links.one_of(FORMULAS.names, name="formula"),
+    "typed": links.text(500, name="expression"),
+    "noise": links.integer(0, 5000),
+    "samples": links.integer(10, 1_000_000),
+    "label_noise": links.number(0.0, 10.0),
+    "test_fraction": links.number(0.05, 0.95),
+    "width": links.integer(1, 4096),
+    "depth": links.integer(1, 16),
+    "dropout": links.number(0.0, 0.95),
+    "activation": links.one_of(ACTIVATIONS.names),
+    "optimizer": links.one_of(OPTIMIZERS.names),
+    "lr": links.number(1e-6, 10.0),
+    "epochs": links.integer(1, 100_000),
+    "batch": links.integer(0, 1_000_000),
+    "precision": links.one_of(PRECISIONS.names),
+    "device": links.one_of(["auto", "cpu", "cuda"]),
+    "methods": links.some_of(symbolic_methods),
+    **links.method_param_fields(symbolic_methods()),
+    "seed": links.integer(0, 2**31 - 1),
+    "factor": links.one_of(FACTORS.names),
+    **{f"values_{f}": links.text(500) for f in FACTORS.names()},
+    "n_seeds": links.integer(1, 10),
+    "tab": links.tab(TABS),
+}
 
 
 def _reset() -> None:
@@ -88,9 +117,10 @@ init_defaults(
         P + "n_seeds": 1,
     }
 )
+link = links.sync_query_params(P, LINK)
 sb = st.sidebar
 sb.header("Formula")
-source = sb.radio("Source", ["Paper formula (Table 5)", "Type a formula"], key=P + "source", horizontal=True)
+source = sb.radio("Source", SOURCES, key=P + "source", horizontal=True)
 if source.startswith("Paper"):
     formula_text = sb.selectbox(
         "Paper formula",
@@ -194,7 +224,7 @@ except ChaosMiningError as exc:
 for note in preflight_notes(config, ev):
     st.warning(note, icon=":material/info:")
 
-tab_results, tab_whatif, tab_export = st.tabs(["Results", "What-if sweep", "Export"])
+tab_results, tab_whatif, tab_export = st.tabs(TABS, key=P + "tab", on_change="rerun")
 
 
 def render_progress(snap: Any) -> None:
@@ -362,3 +392,5 @@ with tab_export:
             lambda: {"scores": pd.DataFrame(result.scores_table())},
             key=f"export_{key}",
         )
+
+link.finish()

@@ -29,6 +29,7 @@ from chaosmining.experiments.vision import (
 )
 from chaosmining.models.vision import ARCHITECTURES
 from chaosmining.sandbox import resolve_user_folder, roots_text
+from ui import links
 from ui.common import (
     export_section,
     fmt,
@@ -60,6 +61,25 @@ persist("vis_")
 
 P = "vis_"
 D = VisionDataConfig()
+TABS = ["Gallery", "Scores", "Detail", "What-if: noise conditions", "Export"]
+LINK = {  # the settings a shared link carries (ui/links.py), with the widgets' bounds and choices
+    "foreground": links.one_of(FOREGROUNDS.names),
+    "background": links.one_of(BACKGROUNDS.names),
+    "position": links.one_of(POSITIONS.names),
+    "data_root": links.path(),
+    "preset": links.one_of(PRESETS.names),
+    "canvas": links.integer(16, 1024),
+    "fg_size": links.integer(4, 1024),
+    "model": links.one_of(ARCHITECTURES.names),
+    "device": links.one_of(["auto", "cpu", "cuda"]),
+    "methods": links.some_of(vision_methods),
+    **links.method_param_fields(vision_methods()),
+    "target": links.one_of(["predicted", "true"]),
+    "seed": links.integer(0, 2**31 - 1),
+    "opacity": links.number(0.0, 1.0),
+    "shown": links.integer(1, 10_000),
+    "tab": links.tab(TABS),
+}
 
 
 def _reset() -> None:
@@ -100,6 +120,7 @@ init_defaults(
         P + "shown": 8,
     }
 )
+link = links.sync_query_params(P, LINK)
 sb = st.sidebar
 sb.header("Data")
 foreground = sb.selectbox(
@@ -217,9 +238,7 @@ for m, (reason, notes) in avail.items():
     for note in notes:
         st.info(note, icon=":material/info:")
 
-tab_gallery, tab_scores, tab_detail, tab_whatif, tab_export = st.tabs(
-    ["Gallery", "Scores", "Detail", "What-if: noise conditions", "Export"]
-)
+tab_gallery, tab_scores, tab_detail, tab_whatif, tab_export = st.tabs(TABS, key=P + "tab", on_change="rerun")
 
 
 def render_progress(snap: Any) -> None:
@@ -414,3 +433,5 @@ with tab_export:
             key=f"vis_export_{result_key(config, ev)}",
             extra_files=_images,
         )
+
+link.finish()

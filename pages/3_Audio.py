@@ -22,6 +22,7 @@ from chaosmining.experiments.audio import (
 )
 from chaosmining.models.audio import AUDIO_MODELS
 from chaosmining.sandbox import resolve_user_folder, roots_text
+from ui import links
 from ui.audio import (
     RUNS,
     cached_result,
@@ -51,6 +52,24 @@ persist("aud_")
 
 P = "aud_"
 D = AudioDataConfig()
+TABS = ["Channels", "Listen and look", "What-if: background", "Export"]
+LINK = {  # the settings a shared link carries (ui/links.py), with the widgets' bounds and choices
+    "background": links.one_of(["random", "structured"]),
+    "position": links.one_of(["fixed", "random"]),
+    "source": links.one_of(SOURCES.names),
+    "data_root": links.path(),
+    "structured_source": links.one_of(["soundscape", "rfcx"], name="recordings"),
+    "rfcx_root": links.path(),
+    "channels": links.integer(2, 64),
+    "words": links.one_of(lambda: list(WORD_SETS)),
+    "model": links.one_of(AUDIO_MODELS.names),
+    "preset": links.one_of(PRESETS.names),
+    "device": links.one_of(["auto", "cpu", "cuda"]),
+    "methods": links.some_of(audio_methods),
+    **links.method_param_fields(audio_methods()),
+    "seed": links.integer(0, 2**31 - 1),
+    "tab": links.tab(TABS),
+}
 
 
 def _apply_preset() -> None:
@@ -88,6 +107,7 @@ init_defaults(
         P + "seed": 0,
     }
 )
+link = links.sync_query_params(P, LINK)
 sb = st.sidebar
 sb.header("Data")
 background = sb.radio(
@@ -206,9 +226,7 @@ note = engine_note(source)
 if note:
     st.warning(note, icon=":material/record_voice_over:")
 
-tab_channels, tab_clip, tab_whatif, tab_export = st.tabs(
-    ["Channels", "Listen and look", "What-if: background", "Export"]
-)
+tab_channels, tab_clip, tab_whatif, tab_export = st.tabs(TABS, key=P + "tab", on_change="rerun")
 
 
 def render_progress(snap: Any) -> None:
@@ -385,3 +403,5 @@ with tab_export:
             key=f"aud_export_{result_key(config, ev)}",
             extra_files=lambda: result.sample_wavs(0),
         )
+
+link.finish()

@@ -21,8 +21,9 @@ from chaosmining.models.mlp import ACTIVATIONS
 from chaosmining.runtime import resolve_device
 from chaosmining.sandbox import roots_text
 from chaosmining.selection import get_selector, selector_names
-from chaosmining.training import check_precision
+from chaosmining.training import PRECISIONS, check_precision
 from chaosmining.uploads import MAX_UPLOAD_MB
+from ui import links
 from ui.common import (
     export_section,
     init_defaults,
@@ -67,6 +68,37 @@ st.caption(
 
 # ---- sidebar ------------------------------------------------------------------------------------
 REG, CLS = TASK_TYPE_SPECS.get("regression"), TASK_TYPE_SPECS.get("classification")
+TABS = ["Results", "Rounds", "Export"]
+LINK = {  # the settings a shared link carries (ui/links.py), with the widgets' bounds and choices
+    "kind": links.one_of(TASK_KINDS.names),
+    "formula": links.one_of(FORMULAS.names),
+    "noise_formula": links.integer(0, 5000),
+    "samples_formula": links.integer(10, 1_000_000),
+    "label_noise": links.number(0.0, 10.0),
+    "table": links.one_of(TABULAR_SOURCES.names),
+    **{f"noise_{n}": links.integer(0, 5000) for n in TABULAR_SOURCES.names()},
+    **{f"samples_{n}": links.integer(0, 1_000_000) for n in TABULAR_SOURCES.names()},
+    "csv_path": links.path(),
+    "csv_label": links.text(200),
+    "undersample": links.flag(),
+    "selectors": links.some_of(selector_names),
+    "strategy": links.one_of(STRATEGIES.names),
+    "drop_rate": links.number(0.05, 0.95),
+    "target": links.integer(0, 100_000),
+    "seed": links.integer(0, 2**31 - 1),
+    "width": links.integer(1, 4096),
+    "depth": links.integer(1, 16),
+    **{f"act_{t}": links.one_of(ACTIVATIONS.names) for t in TASK_TYPE_SPECS.names()},
+    **{f"epochs_{t}": links.integer(1, 100_000) for t in TASK_TYPE_SPECS.names()},
+    **{f"batch_{t}": links.integer(0, 1_000_000) for t in TASK_TYPE_SPECS.names()},
+    **{f"lr_{t}": links.number(1e-6, 10.0) for t in TASK_TYPE_SPECS.names()},
+    "precision": links.one_of(PRECISIONS.names),
+    "val_fraction": links.number(0.05, 0.9),
+    "test_fraction": links.number(0.05, 0.9),
+    "workers": links.integer(0, 64),
+    **links.method_param_fields(dict.fromkeys(m for s in selector_names() if (m := get_selector(s).method))),
+    "tab": links.tab(TABS),
+}
 init_defaults(
     {
         P + "kind": "formula",
@@ -96,6 +128,7 @@ init_defaults(
         **{P + f"samples_{n}": s.default_samples or 0 for n, s in TABULAR_SOURCES.items()},
     }
 )
+link = links.sync_query_params(P, LINK)
 sb = st.sidebar
 sb.header("Task")
 kind = sb.radio("Kind", TASK_KINDS.names(), format_func=lambda k: TASK_KINDS.get(k).display_name, key=P + "kind")
@@ -131,7 +164,8 @@ else:
         "Upload a CSV",
         type=["csv"],
         key="upload_rfe_csv",
-        help=f"At most {MAX_UPLOAD_MB} MB and {MAX_CSV_COLUMNS} columns; kept on the server for a day.",
+        help=f"At most {MAX_UPLOAD_MB} MB and {MAX_CSV_COLUMNS} columns; kept on the server for a day. "
+        "An upload is not part of a shared link (a path under the data roots is).",
     )
     path = sb.text_input(
         "CSV path on the server",
@@ -258,7 +292,7 @@ note = deeplift_note(config, preview.n_features)
 if note:
     st.warning(note, icon=":material/info:")
 
-tab_results, tab_rounds, tab_export = st.tabs(["Results", "Rounds", "Export"])
+tab_results, tab_rounds, tab_export = st.tabs(TABS, key=P + "tab", on_change="rerun")
 key = job_key(config)
 
 
@@ -320,3 +354,5 @@ with tab_export:
             lambda: {"final": pd.DataFrame(result.final_table()), "rounds": pd.DataFrame(result.rounds_table())},
             key=f"rfe_export_{config.config_hash}",
         )
+
+link.finish()

@@ -29,7 +29,8 @@ from chaosmining.evaluation import (
 )
 from chaosmining.evaluation.estimators import CONTROLS
 from chaosmining.evaluation.sanity import DEFAULT_SANITY_METHODS
-from chaosmining.evaluation.tasks import preflight_notes
+from chaosmining.evaluation.tasks import MODALITY_METHODS, preflight_notes
+from ui import links
 from ui.common import init_defaults, method_params_widgets, persist, setup_page
 from ui.evaluation import conclude, export, parse_fractions, parse_numbers, section
 
@@ -38,6 +39,47 @@ persist("ev_")
 P = "ev_"
 TOY_METHODS = ("saliency", "input_x_gradient", "oracle", "anti_oracle", "random")
 DEFAULT_METHODS = ["saliency", "integrated_gradients", "random", "oracle"]
+TABS = ["16-d example", "ROAR / KAR", "ROAD", "Blur bias", "Sanity checks", "Faithfulness"]
+
+
+def _estimators(controls: bool = True) -> list[str]:
+    """Every estimator of any modality: a link is read before the task decides which apply (the page filters)."""
+    names = dict.fromkeys(m for modality in MODALITY_METHODS for m in estimator_names(modality))
+    return [m for m in names if controls or m not in CONTROLS]
+
+
+LINK = {  # the settings a shared link carries (ui/links.py), with the widgets' bounds and choices
+    "toy_distractor": links.one_of(DISTRACTORS.names),
+    "toy_repeats": links.integer(1, 20),
+    "task": links.one_of(TASKS.names),
+    "formula": links.one_of(FORMULAS.names),
+    "epochs": links.integer(0, 10_000),
+    "seed": links.integer(0, 2**31 - 1),
+    "methods": links.some_of(_estimators),
+    **links.method_param_fields(_estimators(controls=False)),
+    "roar_fractions": links.text(500),
+    "roar_keep": links.flag(),
+    "roar_retrain": links.flag(),
+    "roar_post": links.one_of(POSTPROCESS.names),
+    "roar_repeats": links.integer(1, 10),
+    "roar_probe": links.flag(),
+    "road_fractions": links.text(500),
+    "road_imputations": links.some_of(IMPUTERS.names),
+    "road_samples": links.integer(10, 5000),
+    "road_repeats": links.integer(1, 10),
+    "blur_method": links.one_of(lambda: _estimators(controls=False)),
+    "blur_fractions": links.text(500),
+    "blur_repeats": links.integer(1, 10),
+    "sanity_test": links.one_of(SANITY_TESTS.names),
+    "sanity_methods": links.some_of(lambda: _estimators(controls=False)),
+    "sanity_samples": links.integer(2, 2000),
+    "faith_samples": links.integer(10, 5000),
+    "faith_steps": links.integer(2, 200),
+    "faith_sens_samples": links.integer(2, 5000),
+    "faith_subsets": links.integer(3, 10_000),
+    "faith_n_values": links.text(500),
+    "tab": links.tab(TABS),
+}
 
 st.title("Evaluate the evaluators")
 st.caption(
@@ -77,6 +119,7 @@ init_defaults(
         P + "faith_n_values": "",
     }
 )
+link = links.sync_query_params(P, LINK)
 
 
 def _show(fig: Any, key: str, container: Any = st) -> None:
@@ -131,7 +174,7 @@ except ChaosMiningError as exc:
 for method, note, fatal in preflight_notes(task, [*methods, *st.session_state.get(P + "sanity_methods", [])]):
     (st.error if fatal else st.warning)(f"{estimator_label(method)}: {note}", icon=":material/info:")
 
-tabs = st.tabs(["16-d example", "ROAR / KAR", "ROAD", "Blur bias", "Sanity checks", "Faithfulness"])
+tabs = st.tabs(TABS, key=P + "tab", on_change="rerun")
 
 # ---- 1. the 16-d example ----------------------------------------------------------------------------
 with tabs[0]:
@@ -462,3 +505,5 @@ with tabs[5]:
             description=f"deletion, insertion and Sensitivity-n on {task_name}",
             estimate="Forward passes only: seconds to a minute.",
         )
+
+link.finish()

@@ -19,6 +19,7 @@ from chaosmining.errors import ChaosMiningError
 from chaosmining.export import export_bundle, find_browser
 from chaosmining.runs import RUN_KINDS, Executor, RunRefused, RunSnapshot, RunSpec, get_executor
 from chaosmining.runtime import configure_threads, device_info
+from ui.links import begin_run, note_defaults
 
 __all__ = [
     "setup_page",
@@ -49,6 +50,7 @@ __all__ = [
 
 def setup_page(title: str, icon: str = ":material/insights:") -> None:
     _through_app_navigation()
+    begin_run()  # links compare settings with this run's defaults (ui/links.py)
     st.set_page_config(page_title=f"{title} - ChaosMining Explorer", page_icon=icon, layout="wide")
     configure_threads()
     native.prepare_in_background()  # a fresh machine compiles the CPU training step while the user reads
@@ -201,6 +203,7 @@ def init_defaults(defaults: Mapping[str, Any]) -> None:
     by a reset or by "show its settings" are never fought by a ``value=`` argument."""
     for k, v in defaults.items():
         st.session_state.setdefault(k, v)
+    note_defaults(defaults)
 
 
 def param_widget(spec: ParamSpec, key: str, container: Any = st) -> Any:
