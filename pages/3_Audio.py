@@ -36,6 +36,7 @@ from ui.common import (
     fmt,
     init_defaults,
     jobs,
+    learning_warning,
     method_params_widgets,
     persist,
     result_or_run,
@@ -225,6 +226,7 @@ def render_progress(snap: Any) -> None:
 
 
 def render_channels(result: Any) -> None:
+    learning_warning(result)
     c = st.columns(5)
     c[0].metric("Accuracy", f"{result.accuracy:.1%}", help=f"chance {result.class_chance:.1%}")
     methods_only = [s for m, s in result.scores.items() if not METHODS.get(m).is_control]
@@ -265,6 +267,7 @@ def render_channels(result: Any) -> None:
 
 
 def render_clip(result: Any) -> None:
+    learning_warning(result)
     kept = len(result.arrays.get("examples", ()))
     if not kept:
         st.info("This evaluation kept no example clips (examples = 0).")
@@ -352,7 +355,7 @@ with tab_whatif:
         st.plotly_chart(viz.background_whatif(ready), key="aud_whatif")
         rows = []
         for bg, r in ready.items():
-            row = {"background": bg, "accuracy": r.accuracy}
+            row = {"background": bg, "accuracy": r.accuracy, "learned": r.learned}
             row.update({f"{METHODS.get(m).short} channel FPrec": s.channel_fprec for m, s in r.scores.items()})
             rows.append(row)
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="aud_whatif_table")

@@ -181,7 +181,8 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render(out: dict[str, Any]) -> str:
-    lines = [
+    lines = [f"WARNING: {out['learning_note']}"] if out.get("learning_note") else []
+    lines += [
         f"{out['setting']} {out['model']} ({out['preset']}): {out['channels']} channels, {out['classes']} words, "
         f"{out['n_train']} training clips",
         f"accuracy {out['accuracy']:.3f} (chance {out['class_chance']:.3f})   "

@@ -141,7 +141,8 @@ def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render_one(out: dict[str, Any]) -> list[str]:
-    lines = [
+    lines = [f"WARNING: {out['learning_note']}"] if out.get("learning_note") else []
+    lines += [
         f"{out['condition']}  {out['config']['model']}  accuracy {out['accuracy']:.3f} (chance {out['chance_accuracy']:.2f})"
         f"  ({'cached' if out['cached'] else 'trained'} on {out['device']}, {out['seconds']:.1f} s)",
         f"{'method':<24}{'IoU':>8}{'pointing':>10}{'mass':>8}{'s/image':>10}",

@@ -49,7 +49,7 @@ from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
 from ..validation import check_float, check_int, param_error
-from .common import ModelRunResult
+from .common import ClassifierRunResult
 from .symbolic import EvalConfig
 
 __all__ = [
@@ -743,7 +743,7 @@ def evaluate_audio(
 
 
 @dataclass
-class AudioResult(ModelRunResult):
+class AudioResult(ClassifierRunResult):
     """What one configuration produced; arrays are kept for the app's figures (see ``arrays``)."""
 
     bundle_task: ClassVar[str] = "audio"
@@ -780,6 +780,11 @@ class AudioResult(ModelRunResult):
         return 1.0 / len(self.words)
 
     @property
+    def chance_accuracy(self) -> float:
+        """Accuracy of guessing (``class_chance``), the name every classifier result shares."""
+        return self.class_chance
+
+    @property
     def channel_fprec(self) -> dict[str, float]:
         return {m: s.channel_fprec for m, s in self.scores.items()}
 
@@ -792,6 +797,7 @@ class AudioResult(ModelRunResult):
             "preset": self.config.preset,
             "accuracy": self.accuracy,
             "class_chance": self.class_chance,
+            **self.learning_fields(),
             "channel_fprec": self.channel_fprec,
             "channel_fprec_std": {m: s.channel_fprec_std for m, s in self.scores.items()},
             "top1_hit": {m: s.top1_hit for m, s in self.scores.items()},

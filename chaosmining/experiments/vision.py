@@ -55,7 +55,7 @@ from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
 from ..validation import check_choice, check_float, check_int, param_error
-from .common import ModelRunResult
+from .common import ClassifierRunResult
 from .symbolic import EvalConfig
 
 __all__ = [
@@ -912,7 +912,7 @@ def evaluate_vision(
 
 
 @dataclass
-class VisionResult(ModelRunResult):
+class VisionResult(ClassifierRunResult):
     """What one configuration produced. Per-image arrays are in ``arrays`` (see :func:`evaluate_vision`)."""
 
     bundle_task: ClassVar[str] = "vision"
@@ -960,6 +960,7 @@ class VisionResult(ModelRunResult):
             "condition": self.condition,
             "accuracy": self.accuracy,
             "chance_accuracy": self.chance_accuracy,
+            **self.learning_fields(),
             "iou": self.iou,
             "iou_std": {m: s.iou_std for m, s in self.scores.items()},
             "pointing_game": {m: s.pointing for m, s in self.scores.items()},
