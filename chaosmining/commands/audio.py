@@ -194,6 +194,7 @@ def _render(out: dict[str, Any]) -> str:
             f"{m:<24}{f:>9.3f} ±{out['channel_fprec_std'][m]:.2f}{out['top1_hit'][m]:>11.3f}"
             f"{out['time_share'][m]:>12.3f}{out['seconds_per_clip'][m]:>9.3f}"
         )
+    lines += [f"{m:<24}{'n/a':>9}  {reason}" for m, reason in out.get("unavailable", {}).items()]
     lines.append(
         f"chance (1/channels): {out['chance']:.3f}; the word covers {out['voiced_share']:.0%} of the speech channel"
     )

@@ -25,7 +25,6 @@ from ..experiments.vision import (
     VisionResult,
     run_conditions,
     run_vision,
-    vision_param_defaults,
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
@@ -85,15 +84,12 @@ def config_from_args(a: argparse.Namespace) -> VisionConfig:
 
 
 def eval_from_args(a: argparse.Namespace, config: VisionConfig) -> VisionEvalConfig:
-    params = parse_method_params(a.param)
-    for m in a.methods:
-        params[m] = {**vision_param_defaults(m, config.data.canvas, config.data.foreground_size), **params.get(m, {})}
-    kw = {"target": a.target, "params": {m: p for m, p in params.items() if p}}
+    kw = {"target": a.target, "params": parse_method_params(a.param)}
     if a.eval_samples is not None:
         kw["samples"] = a.eval_samples
     if a.gallery is not None:
         kw["gallery"] = a.gallery
-    return VisionEvalConfig.for_preset(config.preset, a.methods, **kw)
+    return VisionEvalConfig.for_config(config, a.methods, **kw)
 
 
 def _export(result: VisionResult, a: argparse.Namespace) -> None:

@@ -37,7 +37,15 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from ..attribution import METHODS, attribute, methods_for
+from ..attribution import (
+    METHODS,
+    InputGeometry,
+    attribute,
+    method_defaults,
+    method_feature_mask,
+    methods_for,
+    patch_grid_mask,
+)
 from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.vision import (
@@ -74,7 +82,6 @@ __all__ = [
     "TrainedVisionModel",
     "vision_methods",
     "vision_param_defaults",
-    "IMAGE_PARAM_DEFAULTS",
     "patch_mask",
     "attribution_maps",
     "smooth_maps",
@@ -214,13 +221,21 @@ _TOWNER = "VisionTrainConfig"
 
 @dataclass(frozen=True, kw_only=True)
 class VisionTrainConfig(ConfigBase):
-    """How the classifier is trained: AdamW, cross-entropy, ``schedule`` from :data:`SCHEDULES`."""
+    """How the classifier is trained: AdamW, cross-entropy, ``schedule`` from :data:`SCHEDULES`.
+
+    ``recompose``: from the second epoch on, train on the training images recomposed (each foreground
+    pasted over another image's foreground, so on new backgrounds and, at random positions, at new
+    places; see :meth:`VisionSplit.for_epoch`). Labels and boxes stay exact; a small data set then
+    shows the model many more combinations, at no cost in image making. Off by default (the paper's
+    recipe); the quick and demo presets turn it on.
+    """
 
     epochs: int = 10
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
     schedule: str = "onecycle"
+    recompose: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda n, v: object.__setattr__(self, n, v)  # noqa: E731
@@ -229,6 +244,14 @@ class VisionTrainConfig(ConfigBase):
         set_("lr", check_float(self.lr, "lr", owner=_TOWNER, low=0.0, high=10.0, low_open=True))
         set_("weight_decay", check_float(self.weight_decay, "weight_decay", owner=_TOWNER, low=0.0, high=10.0))
         check_choice(self.schedule, "schedule", owner=_TOWNER, choices=SCHEDULES.names())
+        if not isinstance(self.recompose, bool):
+            raise param_error("recompose", _TOWNER, "a bool", self.recompose)
+
+    def hash_payload(self) -> dict[str, Any]:
+        out = super().hash_payload()
+        if not self.recompose:  # configurations from before the option keep their cache keys
+            out.pop("recompose")
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -326,34 +349,42 @@ class VisionEvalConfig(EvalConfig):
         object.__setattr__(self, "gallery", check_int(self.gallery, "gallery", owner=_EOWNER, low=0, high=256))
         object.__setattr__(self, "sigma", check_float(self.sigma, "sigma", owner=_EOWNER, low=0.0, high=100.0))
 
+    def default_geometry(self) -> InputGeometry:
+        """The paper's geometry; :meth:`for_preset` and :meth:`for_config` fill in the run's own."""
+        return InputGeometry("vision", canvas=224, patch=32)
+
     @classmethod
-    def for_preset(cls, preset: str, methods: Sequence[str] = DEFAULT_METHODS, **kw: Any) -> VisionEvalConfig:
+    def for_preset(
+        cls,
+        preset: str,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        *,
+        canvas: int | None = None,
+        foreground_size: int | None = None,
+        **kw: Any,
+    ) -> VisionEvalConfig:
+        """The preset's evaluation size, with every method's image defaults for the preset's geometry
+        (or ``canvas`` / ``foreground_size`` when given) under the parameters in ``params``."""
         p = PRESETS.get(preset)
         kw.setdefault("samples", p.eval_samples)
         kw.setdefault("gallery", p.gallery)
-        return cls.create(methods, kw.pop("params", None), **kw)
+        given = kw.pop("params", None) or {}
+        canvas, size = canvas or p.canvas, foreground_size or p.foreground_size
+        params = {m: {**vision_param_defaults(m, canvas, size), **dict(given.get(m, {}))} for m in methods}
+        return cls.create(methods, {m: v for m, v in params.items() if v}, **kw)
 
-
-def _occlusion_defaults(canvas: int, foreground_size: int) -> dict[str, Any]:
-    return {"window": foreground_size, "stride": max(1, foreground_size // 2)}
-
-
-def _kernel_shap_defaults(canvas: int, foreground_size: int) -> dict[str, Any]:
-    return {"segments": max(1, canvas // foreground_size)}
-
-
-# Method parameters whose registry defaults suit tabular rows but would cost tens of thousands of forward
-# passes per image (Occlusion with a 3-px window slides 49 284 windows over a 224-px canvas).
-IMAGE_PARAM_DEFAULTS: dict[str, Callable[[int, int], dict[str, Any]]] = {
-    "occlusion": _occlusion_defaults,
-    "kernel_shap": _kernel_shap_defaults,
-}
+    @classmethod
+    def for_config(cls, config: VisionConfig, methods: Sequence[str] = DEFAULT_METHODS, **kw: Any) -> VisionEvalConfig:
+        """:meth:`for_preset` for ``config``'s preset and geometry."""
+        preset = config.preset if config.preset in PRESETS else "demo"
+        d = config.data
+        return cls.for_preset(preset, methods, canvas=d.canvas, foreground_size=d.foreground_size, **kw)
 
 
 def vision_param_defaults(method: str, canvas: int = 224, foreground_size: int = 32) -> dict[str, Any]:
-    """Image-sized defaults for ``method`` (empty when the registry's defaults already suit images)."""
-    fn = IMAGE_PARAM_DEFAULTS.get(method)
-    return fn(canvas, foreground_size) if fn else {}
+    """``method``'s parameters for images of this geometry: the defaults its registry entry declares for
+    images (Occlusion: a foreground-sized window; KernelSHAP: foreground-sized patches), else the registry's."""
+    return method_defaults(method, InputGeometry("vision", canvas=canvas, patch=foreground_size))
 
 
 # --- the IoU protocol and the box-free scores --------------------------------------------------
@@ -461,13 +492,12 @@ def perfect_map_iou(boxes: np.ndarray, canvas: int, sigma: float) -> np.ndarray:
 
 
 def patch_mask(canvas: int, patch: int) -> torch.Tensor:
-    """Feature-ablation groups: a grid of ``patch``-px squares, ``(1, 1, canvas, canvas)`` int64.
+    """Feature-ablation groups: a grid of ``patch``-px squares, ``(1, 1, canvas, canvas)`` int64
+    (the method registry's image groups, :func:`chaosmining.attribution.patch_grid_mask`).
 
     At 224 px with 32-px patches this is the paper's 7x7 grid of 49 patches.
     """
-    idx = torch.arange(canvas) // patch
-    cols = math.ceil(canvas / patch)
-    return (idx[:, None] * cols + idx[None, :]).reshape(1, 1, canvas, canvas)
+    return patch_grid_mask(canvas, patch)
 
 
 def patch_grid_note(data: VisionDataConfig) -> str | None:
@@ -517,8 +547,8 @@ def _amp(device: torch.device) -> tuple[bool, torch.dtype]:
 def _to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(to_model_input(images))
     if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    return x
+        x = x.pin_memory().to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _batches(split: VisionSplit, order: np.ndarray, batch_size: int, workers: int):
@@ -588,8 +618,7 @@ def fit_classifier(
     """
     amp, dtype = _amp(device)
     model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and on CPUs alike (measured)
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     n = len(data.train)
     steps = math.ceil(n / train.batch_size)
@@ -597,7 +626,6 @@ def fit_classifier(
     sched = sched_spec.make(opt, train.epochs, steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and dtype == torch.float16)
     gen = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(data.train.labels)
     workers = 0 if data.train._array is not None else min(8, max(1, (os.cpu_count() or 2) // 2))
     val_split = data.val
     history: dict[str, list[float]] = {"epoch": [], "loss": [], "train_accuracy": [], "val_accuracy": [], "seconds": []}
@@ -606,11 +634,12 @@ def fit_classifier(
         model.train()
         order = torch.randperm(n, generator=gen).numpy()
         total, correct, seen = 0.0, 0, 0
-        for step, (images, idx) in enumerate(_batches(data.train, order, train.batch_size, workers), 1):
+        split = data.train.for_epoch(epoch, seed) if train.recompose else data.train
+        for step, (images, idx) in enumerate(_batches(split, order, train.batch_size, workers), 1):
             if should_stop and should_stop():
                 raise JobCancelled(f"Training stopped by the user in epoch {epoch} of {train.epochs}.")
             x = _to_input(images, device)
-            y = labels[idx].to(device)
+            y = torch.as_tensor(split.labels[idx]).to(device)
             with torch.autocast(device.type, dtype=dtype, enabled=amp):
                 out = model(x)
                 logits = logits_of(out)
@@ -840,12 +869,14 @@ def evaluate_vision(
     }
     scores: dict[str, Any] = {}
     unavailable: dict[str, str] = {}
-    mask = patch_mask(canvas, data.config.foreground_size).to(device)
+    geometry = InputGeometry("vision", canvas=canvas, patch=data.config.foreground_size)
     for m in ev.methods:
         reason, notes = method_availability(model, trained.architecture, m, canvas)
         if reason is not None:
             unavailable[m] = reason
             continue
+        groups = method_feature_mask(m, geometry)
+        mask = groups.to(device) if groups is not None else None
         per: dict[str, list[np.ndarray]] = {"iou": [], "pointing": [], "mass": [], "boxes": [], "gallery": []}
         seconds = 0.0
         warns: list[str] = list(notes)
@@ -860,7 +891,7 @@ def evaluate_vision(
                 m,
                 target=torch.as_tensor(targets[rows], device=device),
                 params=ev.params_for(m),
-                feature_mask=mask if m == "feature_ablation" else None,
+                feature_mask=mask,
                 seed=seed + block,
             )
             seconds += res.seconds
@@ -1108,7 +1139,7 @@ def run_vision(
     True
     """
     start = time.perf_counter()
-    ev = ev or VisionEvalConfig.for_preset(config.preset if config.preset in PRESETS else "demo")
+    ev = ev or VisionEvalConfig.for_config(config)
     cache = cache or Cache()
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
     key = result_key(config, ev)
