@@ -54,6 +54,7 @@ from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.audio import AudioDataConfig, AudioSplit, load_split
 from ..data.speech import CLIP_SAMPLES
 from ..errors import JobCancelled, TrainingDivergedError
+from ..metrics import chance_level, channel_fprec_per_sample, channel_importance, top1_hits
 from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
@@ -307,32 +308,6 @@ class AudioEvalConfig(EvalConfig):
 
 
 # --- scores --------------------------------------------------------------------------------------
-
-
-def channel_importance(attr: np.ndarray) -> np.ndarray:
-    """``sum_t |a| / sum_{c,t} |a|`` per clip: ``(n, C, T)`` -> ``(n, C)`` (uniform where all zero).
-
-    Examples
-    --------
-    >>> channel_importance(np.ones((1, 4, 10))).tolist()
-    [[0.25, 0.25, 0.25, 0.25]]
-    """
-    per = np.abs(np.asarray(attr, dtype=np.float64)).sum(axis=-1)
-    total = per.sum(axis=1, keepdims=True)
-    uniform = np.full_like(per, 1.0 / per.shape[1])
-    return np.where(total > 0, per / np.where(total > 0, total, 1.0), uniform)
-
-
-def channel_fprec_per_sample(importance: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The speech channel's share of the importance, per clip (the paper's audio FPrec)."""
-    return importance[np.arange(len(importance)), np.asarray(positions)]
-
-
-def top1_hits(importance: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """1 where the most important channel is the speech channel (ties count as misses unless unique)."""
-    top = importance.max(axis=1, keepdims=True)
-    winners = (importance == top).sum(axis=1)
-    return ((channel_fprec_per_sample(importance, positions) == top[:, 0]) & (winners == 1)).astype(np.float64)
 
 
 def time_profile(x: np.ndarray, bins: int) -> np.ndarray:
@@ -788,8 +763,9 @@ class AudioResult(ClassifierRunResult):
 
     @property
     def chance(self) -> float:
-        """Channel FPrec and top-1 hit rate of a uniformly random attribution: 1 / channels."""
-        return 1.0 / self.channels
+        """Channel FPrec and top-1 hit rate of a uniformly random attribution: 1 / channels (the metric
+        registry's chance level)."""
+        return chance_level("channel_fprec", channels=self.channels)
 
     @property
     def class_chance(self) -> float:

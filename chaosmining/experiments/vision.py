@@ -34,7 +34,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from ..attribution import (
@@ -59,6 +58,15 @@ from ..data.vision import (
     to_model_input,
 )
 from ..errors import JobCancelled, TrainingDivergedError
+from ..metrics import (
+    box_iou,
+    chance_level,
+    localisation_scores,
+    perfect_map_iou,
+    random_map_iou,
+    smooth_maps,
+    topk_box,
+)
 from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits_of, method_availability
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
@@ -398,97 +406,6 @@ def paper_sigma(canvas: int, sigma_at_224: float = 6.0) -> float:
 def attribution_maps(values: np.ndarray) -> np.ndarray:
     """``(n, C, H, W)`` attributions -> ``(n, H, W)`` mean of |attribution| over channels (float32)."""
     return np.abs(np.asarray(values, dtype=np.float32)).mean(axis=1)
-
-
-def smooth_maps(maps: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of each ``(H, W)`` map of ``(n, H, W)`` (reflecting borders); ``sigma=0`` is a copy."""
-    maps = np.asarray(maps, dtype=np.float32)
-    if sigma <= 0:
-        return maps.copy()
-    return gaussian_filter(maps, sigma=(0, sigma, sigma))
-
-
-def topk_box(map2d: np.ndarray, k: int) -> tuple[int, int, int, int]:
-    """The box ``(top, left, height, width)`` spanning the ``k`` highest pixels of ``map2d``.
-
-    Ties go to the pixel that comes first in raster order. As in the original code, the box runs from
-    the smallest to the largest row and column of those pixels (``height = max_row - min_row``).
-    """
-    flat = np.asarray(map2d).ravel()
-    k = max(1, min(int(k), flat.size))
-    idx = np.argsort(-flat, kind="stable")[:k]
-    rows, cols = np.divmod(idx, map2d.shape[1])
-    top, left = int(rows.min()), int(cols.min())
-    return top, left, int(rows.max()) - top, int(cols.max()) - left
-
-
-def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
-    """Intersection over union of two boxes ``(top, left, height, width)``; 0 when both are empty.
-
-    Examples
-    --------
-    >>> box_iou((0, 0, 10, 10), (0, 0, 10, 10)), box_iou((0, 0, 10, 10), (20, 20, 5, 5))
-    (1.0, 0.0)
-    """
-    t0, l0, h0, w0 = (float(v) for v in a)
-    t1, l1, h1, w1 = (float(v) for v in b)
-    ih = max(0.0, min(t0 + h0, t1 + h1) - max(t0, t1))
-    iw = max(0.0, min(l0 + w0, l1 + w1) - max(l0, l1))
-    inter = ih * iw
-    union = h0 * w0 + h1 * w1 - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _inside(box: Sequence[int], canvas: int) -> tuple[slice, slice]:
-    t, left, h, w = (int(v) for v in box)
-    return slice(max(0, t), min(canvas, t + h)), slice(max(0, left), min(canvas, left + w))
-
-
-def localisation_scores(
-    raw_maps: np.ndarray, boxes: np.ndarray, sigma: float, k: int | None = None
-) -> dict[str, np.ndarray]:
-    """Per-image scores of ``(n, H, W)`` non-negative maps against true ``boxes`` ``(n, 4)``.
-
-    Returns ``iou`` (the paper's protocol), ``pointing`` (1.0 if the raw map's first maximum is inside
-    the box), ``mass`` (share of the raw map's sum inside the box; 0 for an all-zero map), ``boxes``
-    (the predicted boxes, ``(n, 4)``) and ``smoothed`` (the smoothed maps).
-    """
-    raw_maps = np.asarray(raw_maps, dtype=np.float32)
-    n, height, width = raw_maps.shape
-    smoothed = smooth_maps(raw_maps, sigma)
-    out = {k_: np.zeros(n, dtype=np.float32) for k_ in ("iou", "pointing", "mass")}
-    pred = np.zeros((n, 4), dtype=np.int64)
-    for i in range(n):
-        box = boxes[i]
-        area = int(box[2]) * int(box[3]) if k is None else k
-        pred[i] = topk_box(smoothed[i], area)
-        out["iou"][i] = box_iou(pred[i], box)
-        rs, cs = _inside(box, height)
-        r, c = np.unravel_index(int(np.argmax(raw_maps[i])), (height, width))
-        out["pointing"][i] = float(rs.start <= r < rs.stop and cs.start <= c < cs.stop)
-        total = float(raw_maps[i].sum())
-        out["mass"][i] = float(raw_maps[i][rs, cs].sum()) / total if total > 0 else 0.0
-    return {**out, "boxes": pred, "smoothed": smoothed}
-
-
-def random_map_iou(boxes: np.ndarray, canvas: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """The protocol's floor: IoU of an i.i.d. uniform random map, one per box."""
-    out = np.zeros(len(boxes), dtype=np.float32)
-    for i, box in enumerate(boxes):
-        m = smooth_maps(rng.random((1, canvas, canvas), dtype=np.float32), sigma)[0]
-        out[i] = box_iou(topk_box(m, int(box[2]) * int(box[3])), box)
-    return out
-
-
-def perfect_map_iou(boxes: np.ndarray, canvas: int, sigma: float) -> np.ndarray:
-    """The protocol's ceiling: IoU of the ground-truth mask itself (1 in the box, 0 elsewhere)."""
-    out = np.zeros(len(boxes), dtype=np.float32)
-    for i, box in enumerate(boxes):
-        m = np.zeros((1, canvas, canvas), dtype=np.float32)
-        rs, cs = _inside(box, canvas)
-        m[0, rs, cs] = 1.0
-        out[i] = box_iou(topk_box(smooth_maps(m, sigma)[0], int(box[2]) * int(box[3])), box)
-    return out
 
 
 def patch_mask(canvas: int, patch: int) -> torch.Tensor:
@@ -923,7 +840,8 @@ def evaluate_vision(
         arrays[f"box_{m}"] = np.concatenate(per["boxes"]).astype(np.int16)
         if per["gallery"]:
             arrays[f"map_{m}"] = np.concatenate(per["gallery"]).astype(np.float16)
-    area = float(np.mean(boxes[:, 2] * boxes[:, 3])) / canvas**2 if n_eval else float("nan")
+    pointing_chance = chance_level("pointing_game", boxes=boxes, canvas=canvas)
+    mass_chance = chance_level("mass_inside", boxes=boxes, canvas=canvas)
     summary = {
         "accuracy": float((preds == val.labels).mean()) if len(val) else float("nan"),
         "chance_accuracy": 1.0 / n_classes,
@@ -931,8 +849,8 @@ def evaluate_vision(
         "unavailable": unavailable,
         "random_iou": float(floor.mean()) if n_eval else float("nan"),
         "perfect_iou": float(ceiling.mean()) if n_eval else float("nan"),
-        "pointing_chance": area,
-        "mass_chance": area,
+        "pointing_chance": pointing_chance,
+        "mass_chance": mass_chance,
         "eval_images": n_eval,
         "sigma": sigma,
     }
