@@ -18,6 +18,7 @@ from chaosmining.experiments.audio import (
     AudioConfig,
     AudioEvalConfig,
     audio_methods,
+    preset_note,
     result_key,
 )
 from chaosmining.models.audio import AUDIO_MODELS
@@ -197,6 +198,9 @@ st.markdown(
     f"{background} background, speech in {'channel 0' if position == 'fixed' else 'a random channel'}; "
     f"{AUDIO_MODELS.get(model_name).display_name}, preset {PRESETS.get(preset).display_name}."
 )
+learn_note = preset_note(model_name, preset)
+if learn_note:
+    st.warning(learn_note, icon=":material/warning:")
 note = engine_note(source)
 if note:
     st.warning(note, icon=":material/record_voice_over:")

@@ -99,3 +99,17 @@ def test_the_page_warns_before_the_maps(learned_):
         assert "has not learned" in at.warning[0].value and "say nothing" in at.warning[0].value
         first = list(at.main.children.values())[0]
         assert first.type == "warning" and first.value == at.warning[0].value, "the warning comes before the map"
+
+
+def test_the_audio_page_names_the_preset_each_model_needs():
+    from chaosmining.experiments.audio import PRESETS, preset_note
+    from chaosmining.models.audio import AUDIO_MODELS
+
+    for name, spec in AUDIO_MODELS.items():
+        assert spec.learns_in, name
+        for preset in PRESETS.names():
+            note = preset_note(name, preset)
+            assert (note is None) is (preset in spec.learns_in)
+            if note:
+                assert all(PRESETS.get(p).display_name in note for p in spec.learns_in)
+    assert "meant for a GPU" in preset_note("lstm", "demo")

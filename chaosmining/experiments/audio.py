@@ -76,6 +76,7 @@ __all__ = [
     "AudioResult",
     "TrainedAudioModel",
     "audio_methods",
+    "preset_note",
     "channel_importance",
     "channel_fprec_per_sample",
     "top1_hits",
@@ -104,6 +105,22 @@ AUDIO_PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
     for m, spec in METHODS.items()
     if "audio" in spec.needs and spec.needs["audio"].defaults is not None
 }
+
+
+def preset_note(model: str, preset: str) -> str | None:
+    """Why ``model`` will not learn in ``preset`` and which preset it needs, or None when it does.
+
+    Read from the model registry's ``learns_in`` (measured on a 2-core CPU for the CPU presets).
+    """
+    spec = AUDIO_MODELS.get(model)
+    if preset in spec.learns_in or preset not in PRESETS:
+        return None
+    needs = " or ".join(f"'{PRESETS.get(p).display_name}'" for p in spec.learns_in)
+    gpu = all(p == "paper" for p in spec.learns_in)
+    return (
+        f"The {spec.display_name} stays at chance in the '{PRESETS.get(preset).display_name}' preset (measured): it "
+        f"needs the {needs} preset{', meant for a GPU' if gpu else ''}. Its channel scores here will say nothing."
+    )
 
 
 def audio_methods() -> list[str]:
