@@ -495,7 +495,8 @@ def _build_vision_preset(config: TaskConfig, _arg: str, cache: Cache, stop: Call
         split._array = images
         val = VisionSplit("val", y[:32], data.train.boxes[:32], data.class_names, vcfg.data.canvas, images.__getitem__)
         model = build_model(vcfg.model, data.n_classes, vcfg.data.canvas, seed % 2**31)
-        train = vcfg.train.replace(epochs=max(1, round(vcfg.train.epochs * scale)))
+        # Retrainings see the removed images as they are: recomposing would move the removal patterns.
+        train = vcfg.train.replace(epochs=max(1, round(vcfg.train.epochs * scale)), recompose=False)
         fit_classifier(
             model,
             spec,

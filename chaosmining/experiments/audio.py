@@ -53,11 +53,12 @@ from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.audio import AudioDataConfig, AudioSplit, load_split
 from ..data.speech import CLIP_SAMPLES
-from ..errors import JobCancelled, TrainingDivergedError
+from ..errors import JobCancelled
 from ..metrics import chance_level, channel_fprec_per_sample, channel_importance, top1_hits
 from ..models.audio import AUDIO_MODELS, AudioModelConfig, build_audio_model
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
+from ..trainer import Checkpoint, TrainerHooks, train_classifier
 from ..validation import check_float, check_int, param_error
 from .common import ClassifierRunResult
 from .symbolic import EvalConfig
@@ -151,6 +152,7 @@ class AudioPreset:
     words: str = "all"
     lr_scale: float = 1.0
     fresh_backgrounds: bool = False
+    model: tuple[tuple[str, Any], ...] = ()  # AudioModelConfig fields the preset sets (e.g. the front end's stride)
 
 
 PRESETS: Registry[AudioPreset] = Registry("audio preset")
@@ -269,7 +271,7 @@ class AudioConfig(ConfigBase):
         t.update({k: v for k, v in (train or {}).items() if v is not None})
         return cls(
             data=AudioDataConfig(**d),
-            model=AudioModelConfig(arch=model),
+            model=AudioModelConfig(arch=model, **dict(p.model)),
             train=AudioTrainConfig(**t),
             seed=seed,
             preset=preset,
@@ -414,8 +416,13 @@ def fit_classifier(
     should_stop: Callable[[], bool] | None = None,
     workers: int = 0,
     test_limit: int = 2000,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: Checkpoint | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place; return the per-epoch history (loss, train and test accuracy, seconds).
+
+    The loop is :func:`chaosmining.trainer.train_classifier` (``checkpoint`` after every epoch,
+    ``resume`` from one).
 
     The batch order comes from a generator seeded with ``seed``. Test accuracy on up to ``test_limit``
     clips is measured after every epoch.
@@ -428,61 +435,39 @@ def fit_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     n = len(train_split)
     steps = math.ceil(n / train.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, train.epochs * steps))
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(train_split.labels)
-    history: dict[str, list[float]] = {
-        "epoch": [],
-        "loss": [],
-        "train_accuracy": [],
-        "test_accuracy": [],
-        "seconds": [],
-    }
-    start = time.perf_counter()
-    for epoch in range(1, train.epochs + 1):
-        model.train()
+
+    def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(n, generator=gen).numpy()
-        total, correct, seen = 0.0, 0, 0
         split = train_split.for_epoch(epoch)
-        for step, (x, idx) in enumerate(_batches(split, order, train.batch_size, workers), 1):
-            if should_stop and should_stop():
-                raise JobCancelled(f"Training stopped by the user in epoch {epoch} of {train.epochs}.")
-            xb = torch.from_numpy(np.asarray(x)).to(device, non_blocking=True)
-            y = labels[idx].to(device)
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"Training diverged in epoch {epoch}: the loss became {value}. The 'lr' parameter "
-                    f"({train.lr:g}) is too large for this model; lower it (the paper uses 1e-3, 1e-4 for the Transformer)."
-                )
-            total += value * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            if report and (step % 5 == 0 or step == steps):
-                report(stage="training", epoch=epoch - 1 + step / steps, epochs=train.epochs, loss=total / seen)
-        test_pred = predict(model, test_split, device, limit=test_limit)
-        test_acc = float((test_pred == test_split.labels[: len(test_pred)]).mean()) if len(test_pred) else float("nan")
-        history["epoch"].append(epoch)
-        history["loss"].append(total / max(seen, 1))
-        history["train_accuracy"].append(correct / max(seen, 1))
-        history["test_accuracy"].append(test_acc)
-        history["seconds"].append(time.perf_counter() - start)
-        if report:
-            report(
-                stage="training",
-                epoch=epoch,
-                epochs=train.epochs,
-                loss=history["loss"][-1],
-                train_accuracy=history["train_accuracy"][-1],
-                test_accuracy=test_acc,
+        for x, idx in _batches(split, order, train.batch_size, workers):
+            yield (
+                torch.from_numpy(np.asarray(x)).to(device, non_blocking=True),
+                torch.as_tensor(split.labels[idx]).to(device),
             )
-    return history
+
+    def validate(m: nn.Module) -> float:
+        pred = predict(m, test_split, device, limit=test_limit)
+        return float((pred == test_split.labels[: len(pred)]).mean()) if len(pred) else float("nan")
+
+    history = train_classifier(
+        model,
+        epochs=train.epochs,
+        batches=batches,
+        steps_per_epoch=steps,
+        loss_fn=nn.functional.cross_entropy,
+        optimizer=opt,
+        schedule=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, train.epochs * steps)),
+        schedule_per_batch=True,
+        validate=validate,
+        generator=torch.Generator().manual_seed(seed),
+        device=device,
+        hooks=TrainerHooks(report=report, should_stop=should_stop, checkpoint=checkpoint, every=5),
+        resume=resume,
+        val_key="test_accuracy",
+        diverged_hint=f"The 'lr' parameter ({train.lr:g}) is too large for this model; lower it (the paper uses "
+        "1e-3, 1e-4 for the Transformer).",
+    )
+    return history.as_dict()
 
 
 @dataclass

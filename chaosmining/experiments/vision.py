@@ -57,7 +57,7 @@ from ..data.vision import (
     make_vision_data,
     to_model_input,
 )
-from ..errors import JobCancelled, TrainingDivergedError
+from ..errors import JobCancelled
 from ..metrics import (
     box_iou,
     chance_level,
@@ -70,6 +70,7 @@ from ..metrics import (
 from ..models.vision import ARCHITECTURES, ArchitectureSpec, build_model, logits_of, method_availability
 from ..registry import Registry
 from ..runtime import loader_context, resolve_device
+from ..trainer import Checkpoint, TrainerHooks, train_classifier
 from ..validation import check_choice, check_float, check_int, param_error
 from .common import ClassifierRunResult
 from .symbolic import EvalConfig
@@ -144,6 +145,7 @@ class Preset:
     foreground_size: int = 32
     weight_decay: float = 0.01
     gallery: int = 16
+    recompose: bool = False
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -151,16 +153,19 @@ for _p in (
     Preset(
         "quick",
         "Quick (about a minute on a CPU)",
-        "4 000 images on a 112-px canvas (the 32-px foreground covers 8 % of it), 4 epochs: for what-ifs. "
-        "Smaller than the paper's geometry so that a from-scratch CNN learns something in a minute.",
+        "4 000 images on a 112-px canvas (the 32-px foreground covers 8 % of it), 20 one-cycle epochs of which "
+        "every one after the first recomposes the images (each foreground pasted over another image's, so on a new "
+        "background and place): for what-ifs. Smaller than the paper's geometry so that a from-scratch CNN learns "
+        "in about a minute of CPU time (measured: 0.6-0.7 accuracy at a fixed position, 0.5-0.6 at random ones).",
         train_size=4_000,
         val_size=500,
-        epochs=4,
+        epochs=20,
         batch_size=64,
         lr=3e-3,
         schedule="onecycle",
         eval_samples=100,
         canvas=112,
+        recompose=True,
     ),
     Preset(
         "demo",
@@ -309,6 +314,7 @@ class VisionConfig(ConfigBase):
             "lr": p.lr,
             "weight_decay": p.weight_decay,
             "schedule": p.schedule,
+            "recompose": p.recompose,
             **{k: v for k, v in (train or {}).items() if v is not None},
         }
         return cls(data=VisionDataConfig(**d), model=model, train=VisionTrainConfig(**t), seed=seed, preset=preset)
@@ -522,8 +528,13 @@ def fit_classifier(
     report: Callable[..., None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     val_limit: int = 1000,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: Checkpoint | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place with AdamW and cross-entropy; return the per-epoch history.
+
+    The loop is :func:`chaosmining.trainer.train_classifier` (``checkpoint`` is called after every
+    epoch; ``resume`` continues from one).
 
     Mixed precision (bfloat16, else float16 with loss scaling) and channels-last on CUDA. The batch order
     comes from a generator seeded with ``seed``. Validation accuracy on up to ``val_limit`` images is
@@ -540,66 +551,39 @@ def fit_classifier(
     n = len(data.train)
     steps = math.ceil(n / train.batch_size)
     sched_spec = SCHEDULES.get(train.schedule)
-    sched = sched_spec.make(opt, train.epochs, steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and dtype == torch.float16)
-    gen = torch.Generator().manual_seed(seed)
     workers = 0 if data.train._array is not None else min(8, max(1, (os.cpu_count() or 2) // 2))
     val_split = data.val
-    history: dict[str, list[float]] = {"epoch": [], "loss": [], "train_accuracy": [], "val_accuracy": [], "seconds": []}
-    start = time.perf_counter()
-    for epoch in range(1, train.epochs + 1):
-        model.train()
+    val_idx = np.arange(min(len(val_split), val_limit))
+    sub = VisionSplit("val", val_split.labels[val_idx], val_split.boxes[val_idx], (), val_split.canvas, val_split.image)
+
+    def batches(epoch: int, gen: torch.Generator):
         order = torch.randperm(n, generator=gen).numpy()
-        total, correct, seen = 0.0, 0, 0
         split = data.train.for_epoch(epoch, seed) if train.recompose else data.train
-        for step, (images, idx) in enumerate(_batches(split, order, train.batch_size, workers), 1):
-            if should_stop and should_stop():
-                raise JobCancelled(f"Training stopped by the user in epoch {epoch} of {train.epochs}.")
-            x = _to_input(images, device)
-            y = torch.as_tensor(split.labels[idx]).to(device)
-            with torch.autocast(device.type, dtype=dtype, enabled=amp):
-                out = model(x)
-                logits = logits_of(out)
-                loss = classification_loss(spec, out, y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if sched_spec.per_batch:
-                sched.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"Training diverged in epoch {epoch}: the loss became {value}. The 'lr' parameter "
-                    f"({train.lr:g}) is too large for this model; lower it (the paper uses 1e-3)."
-                )
-            total += value * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            if report and (step % 10 == 0 or step == steps):
-                report(stage="training", epoch=epoch - 1 + step / steps, epochs=train.epochs, loss=total / seen)
-        if not sched_spec.per_batch:
-            sched.step()
-        val_idx = np.arange(min(len(val_split), val_limit))
-        sub = VisionSplit(
-            "val", val_split.labels[val_idx], val_split.boxes[val_idx], (), val_split.canvas, val_split.image
-        )
-        val_acc = float((predict(model, sub, device) == sub.labels).mean()) if len(sub) else float("nan")
-        history["epoch"].append(epoch)
-        history["loss"].append(total / max(seen, 1))
-        history["train_accuracy"].append(correct / max(seen, 1))
-        history["val_accuracy"].append(val_acc)
-        history["seconds"].append(time.perf_counter() - start)
-        if report:
-            report(
-                stage="training",
-                epoch=epoch,
-                epochs=train.epochs,
-                loss=history["loss"][-1],
-                train_accuracy=history["train_accuracy"][-1],
-                val_accuracy=val_acc,
-            )
-    return history
+        for images, idx in _batches(split, order, train.batch_size, workers):
+            yield _to_input(images, device), torch.as_tensor(split.labels[idx]).to(device)
+
+    def validate(m: nn.Module) -> float:
+        return float((predict(m, sub, device) == sub.labels).mean()) if len(sub) else float("nan")
+
+    history = train_classifier(
+        model,
+        epochs=train.epochs,
+        batches=batches,
+        steps_per_epoch=steps,
+        loss_fn=lambda out, y: classification_loss(spec, out, y),
+        logits_fn=logits_of,
+        optimizer=opt,
+        schedule=sched_spec.make(opt, train.epochs, steps),
+        schedule_per_batch=sched_spec.per_batch,
+        validate=validate,
+        generator=torch.Generator().manual_seed(seed),
+        device=device,
+        autocast_dtype=dtype if amp else None,
+        hooks=TrainerHooks(report=report, should_stop=should_stop, checkpoint=checkpoint),
+        resume=resume,
+        diverged_hint=f"The 'lr' parameter ({train.lr:g}) is too large for this model; lower it (the paper uses 1e-3).",
+    )
+    return history.as_dict()
 
 
 def rebuild_command(config: VisionConfig) -> str:
