@@ -1,7 +1,7 @@
 """``audio`` command: one speech channel among background channels, sequence models, channel scores.
 
 ``python -m chaosmining audio --background random|structured --position fixed|random
---model rnn|lstm|tcn|transformer --preset quick|demo|paper [--data-root PATH] [--methods ...]
+--model rnn|lstm|tcn|transformer --preset smoke|quick|demo|paper [--data-root PATH] [--methods ...]
 [--seed S] [--json]`` prints one JSON object with ``accuracy``, ``channel_fprec`` (by method),
 ``chance``, ``seconds`` and ``cached`` (with ``--json``; a table otherwise). Progress goes to stderr.
 """

@@ -158,9 +158,10 @@ class AudioPreset:
 PRESETS: Registry[AudioPreset] = Registry("audio preset")
 for _p in (
     AudioPreset(
-        "quick",
-        "Quick (under a minute on a CPU)",
-        "The 35 words, 8 clips each, 3 epochs: checks the whole path in about a minute; accuracy stays near chance.",
+        "smoke",
+        "Smoke test (seconds; stays at chance)",
+        "The 35 words, 8 clips each, 3 epochs: checks the whole path in about a minute; accuracy stays at chance, "
+        "so its channel scores say nothing.",
         train_per_class=8,
         test_per_class=2,
         epochs=3,
@@ -168,6 +169,24 @@ for _p in (
         eval_samples=10,
         examples=2,
         fresh_backgrounds=True,
+    ),
+    AudioPreset(
+        "quick",
+        "Quick (about two minutes on a CPU)",
+        "The 10 command words, 150 clips each, fresh backgrounds every epoch, 12 epochs, batch 32, 6x the paper's "
+        "learning rate, and a front end with stride 32 (half the paper's time steps, twice the clips per second). "
+        "Tuned for the TCN (measured with the random background: 0.60 accuracy after 8 epochs, about a minute of "
+        "CPU time on one core); the RNN, LSTM and Transformer need the paper preset.",
+        train_per_class=150,
+        test_per_class=20,
+        epochs=12,
+        batch_size=32,
+        eval_samples=40,
+        examples=2,
+        words="core",
+        lr_scale=6.0,
+        fresh_backgrounds=True,
+        model=(("stride", 32),),
     ),
     AudioPreset(
         "demo",

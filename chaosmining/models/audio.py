@@ -252,7 +252,7 @@ for _spec in (
         lambda c, steps: TCNBody(c),
         False,
         1e-3,
-        learns_in=("demo", "paper"),
+        learns_in=("quick", "demo", "paper"),
     ),
     AudioModelSpec(
         "transformer",
