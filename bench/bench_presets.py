@@ -111,7 +111,7 @@ def bench_audio(a: argparse.Namespace) -> list[dict[str, Any]]:
     methods = tuple(a.methods.split(",")) if a.methods else A.AUDIO_DEFAULT_METHODS
     for model in (a.models or "tcn").split(","):
         for seed in a.seeds:
-            for background in ("random", "structured"):
+            for background in a.backgrounds.split(","):
                 cache = Cache(Path(a.cache_dir or tempfile.mkdtemp(prefix="bench-presets-")))
                 cfg = A.AudioConfig.from_preset(a.preset, model=model, seed=seed, background=background)
                 ev = A.AudioEvalConfig.for_preset(a.preset, methods)
@@ -155,6 +155,7 @@ def main() -> None:
     p.add_argument("--models", default=None, help="audio architectures, comma-separated (default tcn)")
     p.add_argument("--methods", default=None, help="comma-separated (default: the modality's defaults)")
     p.add_argument("--cache-dir", default=None, help="audio: reuse synthesised words between runs")
+    p.add_argument("--backgrounds", default="random,structured", help="audio: which backgrounds")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the rows to this file")
     a = p.parse_args()
