@@ -252,6 +252,8 @@ def render_channels(result: Any) -> None:
         st.warning(result.cache_note)
     for n in result.notes:
         st.info(n, icon=":material/info:")
+    for m, reason in getattr(result, "unavailable", {}).items():
+        st.warning(f"**{METHODS.get(m).display_name} could not run on this model.** {reason}", icon=":material/block:")
     for m, s in result.scores.items():
         for w in s.warnings:
             st.info(f"{METHODS.get(m).display_name}: {w}", icon=":material/info:")

@@ -83,3 +83,32 @@ def test_availability_refuses_with_a_reason_and_allows_the_others():
     reason, _ = method_availability(model, "deeplift", x)
     assert reason and "more than once" in reason
     assert method_availability(model, "saliency", x) == (None, [])
+
+
+class _ReusedAudio(nn.Module):
+    """``(n, C, T) -> (n, classes)`` with one ReLU instance used twice (DeepLift cannot run on it)."""
+
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, 4, 400, stride=400)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(4, classes)
+
+    def forward(self, x):
+        h = self.act(self.act(self.conv(x)))
+        return self.head(h.amax(dim=-1))
+
+
+def test_an_audio_method_the_model_cannot_run_is_reported_and_the_others_score(tmp_cache):
+    from chaosmining.data.audio import load_split
+    from chaosmining.experiments.audio import AudioConfig, TrainedAudioModel, evaluate_audio
+
+    cfg = AudioConfig.from_preset(
+        "smoke", source="formant", words="core", train_per_class=1, test_per_class=1, channels=3
+    )
+    test, words, _ = load_split(cfg.data, "test", 0, cache=tmp_cache)
+    trained = TrainedAudioModel(_ReusedAudio(3, len(words)), "tcn", words, 3, 10, {}, 0.0, "cpu")
+    ev = AudioEvalConfig.for_preset("smoke", ("saliency", "deeplift", "feature_ablation"), samples=2, examples=0)
+    summary, _ = evaluate_audio(trained, test, ev, device=torch.device("cpu"))
+    assert set(summary["scores"]) == {"saliency", "feature_ablation"}
+    assert "more than once" in summary["unavailable"]["deeplift"]
