@@ -536,7 +536,9 @@ def fit_classifier(
     The loop is :func:`chaosmining.trainer.train_classifier` (``checkpoint`` is called after every
     epoch; ``resume`` continues from one).
 
-    Mixed precision (bfloat16, else float16 with loss scaling) and channels-last on CUDA. The batch order
+    Mixed precision on CUDA (bfloat16, else float16 with loss scaling); channels-last on every device
+    (bfloat16 autocast measured slower on this CPU, so it stays off there). With ``train.recompose``,
+    epochs after the first read recomposed images (:meth:`VisionSplit.for_epoch`). The batch order
     comes from a generator seeded with ``seed``. Validation accuracy on up to ``val_limit`` images is
     reported after every epoch.
 
