@@ -84,6 +84,13 @@ __all__ = [
     "PREFLIGHT_CHECKS",
     "group_mask",
     "checked_compute",
+    "InputGeometry",
+    "ModalityNeeds",
+    "method_defaults",
+    "method_feature_mask",
+    "method_availability",
+    "patch_grid_mask",
+    "channel_groups",
 ]
 
 
@@ -124,11 +131,41 @@ class AttributionRequest:
 
 
 @dataclass(frozen=True)
+class InputGeometry:
+    """What a method's per-modality needs depend on: the modality and the size of one input.
+
+    ``canvas`` and ``patch`` (the foreground's side) for images; ``channels`` and ``samples`` for audio.
+    """
+
+    modality: str
+    canvas: int = 224
+    patch: int = 32
+    channels: int = 10
+    samples: int = 16_000
+
+
+@dataclass(frozen=True)
+class ModalityNeeds:
+    """What a method needs on one modality, declared once with the method.
+
+    ``defaults(geometry)`` gives parameter defaults that replace the registry's there (Occlusion's
+    3-element window suits tabular rows but slides 49,284 windows over a 224-px image and 16,000 per
+    audio channel). ``groups(geometry)`` gives the feature mask ``(1, *input shape)`` that groups input
+    elements into the features the method removes (image patches, audio channels), or None.
+    """
+
+    defaults: Callable[[InputGeometry], dict[str, Any]] | None = None
+    groups: Callable[[InputGeometry], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """A registered attribution method.
 
     ``modalities`` lists the pages that offer it; ``checks`` names the :data:`PREFLIGHT_CHECKS` run
-    before it (hook-based methods only). ``plugin`` marks a user's method
+    before it (hook-based methods only); ``needs`` maps a modality to its :class:`ModalityNeeds`
+    (parameter defaults and feature groups there), read through :func:`method_defaults` and
+    :func:`method_feature_mask` by every experiment, page and the CLI. ``plugin`` marks a user's method
     (:func:`chaosmining.plugins.register_method`): what it raises and non-finite values it returns become
     an :class:`~chaosmining.errors.AttributionMethodError` naming it.
     """
@@ -145,6 +182,7 @@ class MethodSpec:
     is_control: bool = False
     modalities: tuple[str, ...] = ("symbolic", "vision", "audio")
     checks: tuple[str, ...] = ()
+    needs: Mapping[str, ModalityNeeds] = field(default_factory=dict)
     plugin: bool = False
 
 
@@ -345,6 +383,19 @@ def group_mask(shape: tuple[int, ...], segments: int) -> torch.Tensor | None:
     return grid.expand(shape).unsqueeze(0).contiguous()
 
 
+def patch_grid_mask(canvas: int, patch: int) -> torch.Tensor:
+    """Image features: a grid of ``patch``-px squares, ``(1, 1, canvas, canvas)`` int64 (shared by the
+    colour channels). At 224 px with 32-px patches this is the paper's 7x7 grid of 49 patches."""
+    idx = torch.arange(canvas) // patch
+    cols = -(-canvas // patch)
+    return (idx[:, None] * cols + idx[None, :]).reshape(1, 1, canvas, canvas)
+
+
+def channel_groups(channels: int) -> torch.Tensor:
+    """Audio features: each channel one feature, ``(1, C, 1)`` (broadcast over time)."""
+    return torch.arange(channels).view(1, channels, 1)
+
+
 class _SeededKernelShap(KernelShap):
     """Captum's KernelSHAP with its coalitions drawn from ``generator`` (Captum uses the global one)."""
 
@@ -458,6 +509,11 @@ for _m in (
         "F(x) - F(x with feature i set to the baseline 0), one feature (or feature group) at a time.",
         _feature_ablation,
         ground_truth="ablation",
+        needs={
+            # the paper's grid of foreground-sized patches; one feature per audio channel
+            "vision": ModalityNeeds(groups=lambda g: patch_grid_mask(g.canvas, g.patch)),
+            "audio": ModalityNeeds(groups=lambda g: channel_groups(g.channels)),
+        },
     ),
     MethodSpec(
         "input_x_gradient",
@@ -550,6 +606,11 @@ for _m in (
             ),
             ParamSpec("stride", "int", 1, 1, 4096, help="Step between windows; at most the window."),
         ),
+        needs={
+            # a foreground-sized window at half-window steps; 0.1-s windows along each audio channel
+            "vision": ModalityNeeds(defaults=lambda g: {"window": g.patch, "stride": max(1, g.patch // 2)}),
+            "audio": ModalityNeeds(defaults=lambda g: {"window": g.samples // 10, "stride": g.samples // 10}),
+        },
     ),
     MethodSpec(
         "kernel_shap",
@@ -571,6 +632,11 @@ for _m in (
                 "every feature.",
             ),
         ),
+        needs={
+            # foreground-sized patches; ten 0.1-s windows per audio channel
+            "vision": ModalityNeeds(defaults=lambda g: {"segments": max(1, g.canvas // g.patch)}),
+            "audio": ModalityNeeds(defaults=lambda g: {"segments": 10}),
+        },
     ),
     MethodSpec(
         "random",
@@ -588,6 +654,44 @@ for _m in (
 def methods_for(modality: str) -> list[str]:
     """Registered methods that apply to ``modality`` ('symbolic', 'vision' or 'audio'), in registry order."""
     return [name for name, spec in METHODS.items() if modality in spec.modalities]
+
+
+def method_defaults(method: str, geometry: InputGeometry | None = None) -> dict[str, Any]:
+    """``method``'s parameters with the defaults its registry entry declares for ``geometry``'s
+    modality (the registry's own defaults elsewhere), validated.
+
+    Examples
+    --------
+    >>> method_defaults("occlusion", InputGeometry("vision", canvas=224, patch=32))
+    {'window': 32, 'stride': 16}
+    >>> method_defaults("occlusion")
+    {'window': 3, 'stride': 1}
+    """
+    needs = METHODS.get(method).needs.get(geometry.modality) if geometry is not None else None
+    return resolve_params(method, needs.defaults(geometry) if needs is not None and needs.defaults else {})
+
+
+def method_feature_mask(method: str, geometry: InputGeometry) -> torch.Tensor | None:
+    """The feature groups ``method`` removes on ``geometry``'s modality (``(1, *input shape)``), or None."""
+    needs = METHODS.get(method).needs.get(geometry.modality)
+    return needs.groups(geometry) if needs is not None and needs.groups else None
+
+
+def method_availability(model: nn.Module, method: str, example: torch.Tensor) -> tuple[str | None, list[str]]:
+    """Whether ``model`` can run ``method``: ``(reason it cannot, or None; notes for the user)``.
+
+    Runs the method's pre-flight checks (:func:`preflight`) on one ``example`` row in eval mode; a
+    check that refuses the model gives the reason. Every modality asks this before attributing, and
+    reports a refused method beside the others' scores instead of failing the run.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return None, preflight(model, method, example[:1])
+    except ConfigError as exc:
+        return str(exc), []
+    finally:
+        model.train(was_training)
 
 
 def resolve_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ui.common import (
     init_defaults,
     job_notice,
     jobs,
+    learning_warning,
     method_params_widgets,
     persist,
     result_or_run,
@@ -261,6 +262,7 @@ def render_progress(snap: Any) -> None:
 
 
 def render_scores(result: Any) -> None:
+    learning_warning(result)
     c = st.columns(5)
     c[0].metric("Accuracy", f"{result.accuracy:.1%}", help=f"chance {result.chance_accuracy:.0%}")
     c[1].metric("Random-map IoU (floor)", fmt(result.random_iou))
@@ -288,6 +290,7 @@ def render_scores(result: Any) -> None:
 
 
 def render_gallery(result: Any) -> None:
+    learning_warning(result)
     images = gallery_images(result)
     if images is None:
         return
@@ -320,6 +323,7 @@ def render_gallery(result: Any) -> None:
 
 
 def render_detail(result: Any) -> None:
+    learning_warning(result)
     images = gallery_images(result)
     if images is None:
         return
@@ -389,7 +393,7 @@ with tab_whatif:
         st.markdown(conditions_reading(ready))
         rows = []
         for code, r in ready.items():
-            row = {"condition": code, "accuracy": r.accuracy, "random-map IoU": r.random_iou}
+            row = {"condition": code, "accuracy": r.accuracy, "learned": r.learned, "random-map IoU": r.random_iou}
             row.update({f"{METHODS.get(m).short} IoU": s.iou for m, s in r.scores.items()})
             rows.append(row)
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="vis_conditions_table")

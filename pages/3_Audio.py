@@ -18,6 +18,7 @@ from chaosmining.experiments.audio import (
     AudioConfig,
     AudioEvalConfig,
     audio_methods,
+    preset_note,
     result_key,
 )
 from chaosmining.models.audio import AUDIO_MODELS
@@ -39,6 +40,7 @@ from ui.common import (
     init_defaults,
     job_notice,
     jobs,
+    learning_warning,
     method_params_widgets,
     persist,
     result_or_run,
@@ -222,6 +224,9 @@ st.markdown(
     f"{background} background, speech in {'channel 0' if position == 'fixed' else 'a random channel'}; "
     f"{AUDIO_MODELS.get(model_name).display_name}, preset {PRESETS.get(preset).display_name}."
 )
+learn_note = preset_note(model_name, preset)
+if learn_note:
+    st.warning(learn_note, icon=":material/warning:")
 note = engine_note(source)
 if note:
     st.warning(note, icon=":material/record_voice_over:")
@@ -249,6 +254,7 @@ def render_progress(snap: Any) -> None:
 
 
 def render_channels(result: Any) -> None:
+    learning_warning(result)
     c = st.columns(5)
     c[0].metric("Accuracy", f"{result.accuracy:.1%}", help=f"chance {result.class_chance:.1%}")
     methods_only = [s for m, s in result.scores.items() if not METHODS.get(m).is_control]
@@ -270,6 +276,8 @@ def render_channels(result: Any) -> None:
         st.warning(result.cache_note)
     for n in result.notes:
         st.info(n, icon=":material/info:")
+    for m, reason in getattr(result, "unavailable", {}).items():
+        st.warning(f"**{METHODS.get(m).display_name} could not run on this model.** {reason}", icon=":material/block:")
     for m, s in result.scores.items():
         for w in s.warnings:
             st.info(f"{METHODS.get(m).display_name}: {w}", icon=":material/info:")
@@ -289,6 +297,7 @@ def render_channels(result: Any) -> None:
 
 
 def render_clip(result: Any) -> None:
+    learning_warning(result)
     kept = len(result.arrays.get("examples", ()))
     if not kept:
         st.info("This evaluation kept no example clips (examples = 0).")
@@ -377,7 +386,7 @@ with tab_whatif:
         st.plotly_chart(viz.background_whatif(ready), key="aud_whatif")
         rows = []
         for bg, r in ready.items():
-            row = {"background": bg, "accuracy": r.accuracy}
+            row = {"background": bg, "accuracy": r.accuracy, "learned": r.learned}
             row.update({f"{METHODS.get(m).short} channel FPrec": s.channel_fprec for m, s in r.scores.items()})
             rows.append(row)
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="aud_whatif_table")

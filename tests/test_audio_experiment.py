@@ -100,7 +100,7 @@ def test_equal_method_settings_give_equal_keys():
 
 
 def test_presets_and_counterpart():
-    assert PRESETS.names() == ["quick", "demo", "paper"]
+    assert PRESETS.names() == ["smoke", "quick", "demo", "paper"]
     paper = AudioConfig.from_preset("paper", model="transformer")
     assert paper.train.lr == 1e-4 and paper.train.epochs == 30 and paper.train.batch_size == 128
     assert len(paper.data.word_list) * paper.data.train_per_class == 84_840 and not paper.data.fresh_backgrounds

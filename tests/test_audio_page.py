@@ -41,7 +41,7 @@ def test_default_page_opens_on_the_shipped_demo_results():
 def test_quick_run_trains_polls_and_renders_channel_bars():
     # The same configuration as the browser test, which then finds it in the session's cache.
     at = _page()
-    at.selectbox(key="aud_preset").set_value("quick").run()
+    at.selectbox(key="aud_preset").set_value("smoke").run()
     at.selectbox(key="aud_words").set_value("core")
     at.number_input(key="aud_channels").set_value(4)
     at.number_input(key="aud__param_integrated_gradients_steps").set_value(2)

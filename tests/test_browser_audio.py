@@ -16,7 +16,7 @@ def test_quick_preset_trains_and_shows_channel_bars(page, app_server):
     page.get_by_text("Setting RBFP").first.wait_for()
     expect_app_navigation(page)  # opened by its url, maybe as the fresh server's first visit
     page.screenshot(path=str(SHOTS / "audio-first-visit.png"), full_page=True)
-    choose(page, "Preset", "Quick (under a minute on a CPU)", scope=SIDEBAR)
+    choose(page, "Preset", "Smoke test (seconds; stays at chance)", scope=SIDEBAR)
     choose(page, "Words", "core (10)", scope=SIDEBAR)
     # keep the run small: four channels, two integration steps
     set_number(page, "Channels", "4", scope=SIDEBAR)

@@ -67,3 +67,25 @@ def test_consistency_and_convergence():
 def test_metric_registry_declares_direction_and_category():
     assert METRICS.get("fprec").higher_is_better and not METRICS.get("test_mae").higher_is_better
     assert all(spec.category for _, spec in METRICS.items())
+
+
+def test_localisation_and_channel_metrics_are_registered_with_direction_and_chance():
+    from chaosmining.metrics import chance_level
+
+    boxes = np.array([[8, 8, 8, 8]])
+    oracle = np.zeros((1, 32, 32))
+    oracle[0, 8:16, 8:16] = 1.0
+    for name in ("iou", "pointing_game", "mass_inside", "channel_fprec", "top1_hit"):
+        spec = METRICS.get(name)
+        assert spec.higher_is_better and spec.chance is not None and spec.chance_note
+    assert METRICS.get("pointing_game").fn(oracle, boxes) == 1.0
+    assert METRICS.get("mass_inside").fn(oracle, boxes) == 1.0
+    assert METRICS.get("iou").fn(oracle, boxes, 0.0) > 0.7  # corner-coordinate boxes: (7/8)^2
+    assert chance_level("pointing_game", boxes=boxes, canvas=32) == 64 / 1024
+    speech = np.zeros((2, 4, 10))
+    speech[0, 1], speech[1, 3] = 1.0, 1.0
+    assert METRICS.get("channel_fprec").fn(speech, np.array([1, 3])) == 1.0
+    assert METRICS.get("top1_hit").fn(speech, np.array([1, 3])) == 1.0
+    assert chance_level("channel_fprec", channels=4) == 0.25
+    rng = np.random.default_rng(0)
+    assert 0.0 < chance_level("iou", boxes=boxes, canvas=32, sigma=1.0, rng=rng) < 0.5

@@ -258,3 +258,28 @@ def test_fashion_mnist_without_a_root_uses_debians_package_or_says_how_to_get_it
     monkeypatch.setattr(vision, "DEBIAN_FASHION_MNIST", str(tmp_path / "absent"))
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         make_vision_data(cfg, 0)
+
+
+def test_recomposed_epochs_keep_labels_and_boxes_exact():
+    from chaosmining.data.vision import VisionDataConfig, make_vision_data
+
+    cfg = VisionDataConfig(position="random", canvas=32, foreground_size=8, train_size=20, val_size=2)
+    data = make_vision_data(cfg, 0)
+    split = data.train
+    assert split.for_epoch(2, 0) is split  # streamed images are not recomposed
+    base = split.materialise()
+    assert split.for_epoch(1, 0) is split
+    epoch = split.for_epoch(2, 0)
+    assert epoch is not split and (epoch.labels == split.labels).all()
+    perm = epoch._perm
+    assert sorted(perm) == list(range(20)) and (epoch.boxes == split.boxes[perm]).all()
+    images = epoch.images(np.arange(20))
+    for i in range(20):
+        t, left, h, w = split.boxes[i]
+        top, lft = epoch.boxes[i, :2]
+        fg = base[i, t : t + h, left : left + w]
+        assert (images[i, top : top + h, lft : lft + w] == fg).all()  # image i's foreground, at its new box
+        outside = np.ones((32, 32), dtype=bool)
+        outside[top : top + h, lft : lft + w] = False
+        assert (images[i][outside] == base[perm[i]][outside]).all()  # on image perm[i]'s background
+    assert not (split.for_epoch(3, 0).boxes == epoch.boxes).all()  # a new permutation every epoch

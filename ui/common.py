@@ -251,6 +251,17 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def learning_warning(result: Any) -> bool:
+    """Say, before any map, that a classifier at chance has not learned (``result.learning_note``).
+
+    Returns whether the model learned, so a page can tone down what follows.
+    """
+    note = getattr(result, "learning_note", None)
+    if note:
+        st.warning(f"**The model has not learned.** {note}", icon=":material/warning:")
+    return note is None
+
+
 def device_badge() -> str:
     info = device_info()
     if info.cuda_available:

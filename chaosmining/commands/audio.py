@@ -1,7 +1,7 @@
 """``audio`` command: one speech channel among background channels, sequence models, channel scores.
 
 ``python -m chaosmining audio --background random|structured --position fixed|random
---model rnn|lstm|tcn|transformer --preset quick|demo|paper [--data-root PATH] [--methods ...]
+--model rnn|lstm|tcn|transformer --preset smoke|quick|demo|paper [--data-root PATH] [--methods ...]
 [--seed S] [--json]`` prints one JSON object with ``accuracy``, ``channel_fprec`` (by method),
 ``chance``, ``seconds`` and ``cached`` (with ``--json``; a table otherwise). Progress goes to stderr
 (``--quiet``: none).
@@ -150,7 +150,8 @@ _rerun = model_rerun("audio", "channel_fprec", _export)
 
 
 def _render(out: dict[str, Any]) -> str:
-    lines = [
+    lines = [f"WARNING: {out['learning_note']}"] if out.get("learning_note") else []
+    lines += [
         f"{out['setting']} {out['model']} ({out['preset']}): {out['channels']} channels, {out['classes']} words, "
         f"{out['n_train']} training clips",
         f"accuracy {out['accuracy']:.3f} (chance {out['class_chance']:.3f})   "
@@ -162,6 +163,7 @@ def _render(out: dict[str, Any]) -> str:
             f"{m:<24}{f:>9.3f} ±{out['channel_fprec_std'][m]:.2f}{out['top1_hit'][m]:>11.3f}"
             f"{out['time_share'][m]:>12.3f}{out['seconds_per_clip'][m]:>9.3f}"
         )
+    lines += [f"{m:<24}{'n/a':>9}  {reason}" for m, reason in out.get("unavailable", {}).items()]
     lines.append(
         f"chance (1/channels): {out['chance']:.3f}; the word covers {out['voiced_share']:.0%} of the speech channel"
     )

@@ -23,7 +23,6 @@ from ..experiments.vision import (
     VisionEvalConfig,
     VisionResult,
     noise_conditions,
-    vision_param_defaults,
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
@@ -94,15 +93,12 @@ def config_from_args(a: argparse.Namespace) -> VisionConfig:
 
 
 def eval_from_args(a: argparse.Namespace, config: VisionConfig) -> VisionEvalConfig:
-    params = parse_method_params(a.param)
-    for m in a.methods:
-        params[m] = {**vision_param_defaults(m, config.data.canvas, config.data.foreground_size), **params.get(m, {})}
-    kw = {"target": a.target, "params": {m: p for m, p in params.items() if p}}
+    kw = {"target": a.target, "params": parse_method_params(a.param)}
     if a.eval_samples is not None:
         kw["samples"] = a.eval_samples
     if a.gallery is not None:
         kw["gallery"] = a.gallery
-    return VisionEvalConfig.for_preset(config.preset, a.methods, **kw)
+    return VisionEvalConfig.for_config(config, a.methods, **kw)
 
 
 def _export(result: VisionResult, a: argparse.Namespace) -> None:
@@ -143,7 +139,8 @@ _rerun = model_rerun("vision", "iou", _export)
 
 
 def _render_one(out: dict[str, Any]) -> list[str]:
-    lines = [
+    lines = [f"WARNING: {out['learning_note']}"] if out.get("learning_note") else []
+    lines += [
         f"{out['condition']}  {out['config']['model']}  accuracy {out['accuracy']:.3f} (chance {out['chance_accuracy']:.2f})"
         f"  ({'cached' if out['cached'] else 'trained'} on {out['device']}, {out['seconds']:.1f} s)",
         f"{'method':<24}{'IoU':>8}{'pointing':>10}{'mass':>8}{'s/image':>10}",

@@ -70,7 +70,7 @@ __all__ = [
 
 SPLITS = ("train", "val")
 _SPLIT_ID = {"train": 0, "val": 1}
-_FG, _POS, _BG, _PERM = 0, 1, 2, 3
+_FG, _POS, _BG, _PERM, _RECOMPOSE = 0, 1, 2, 3, 4
 _OWNER = "VisionDataConfig"
 PUBLISHED_SETTINGS = ("RBFP", "RBRP", "SBFP", "SBRP")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -709,12 +709,50 @@ class VisionSplit:
         self._array = arr
         return arr
 
+    def for_epoch(self, epoch: int, seed: int) -> VisionSplit:
+        """The split a training epoch reads: itself in epoch 1, then its images recomposed.
+
+        From epoch 2 on, slot ``i`` shows image ``i``'s foreground (label ``i``) pasted over the
+        foreground of image ``perm[i]``, so on that image's background and at its position, with
+        ``perm`` a permutation drawn from ``(seed, epoch)``. Pasting is hard and the boxes have one size,
+        so the old foreground is covered exactly and every recomposed image is one the generator could
+        have drawn: the labels and the boxes (``boxes[perm]``) stay exact. It multiplies the
+        foreground/background/position combinations a small training set shows without making an image.
+        Itself when not materialised (streamed images are made per batch) or when the boxes differ in size.
+        """
+        sizes = self.boxes[:, 2:]
+        if epoch <= 1 or self._array is None or len(self) < 2 or (sizes != sizes[0]).any():
+            return self
+        rng = np.random.default_rng([seed, _SPLIT_ID.get(self.split, len(_SPLIT_ID)), int(epoch), _RECOMPOSE])
+        return _RecomposedSplit(self, rng.permutation(len(self)))
+
     def masks(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Boolean ground-truth masks ``(n, canvas, canvas)``: True inside each foreground box."""
         boxes = self.boxes if indices is None else self.boxes[np.asarray(indices, dtype=np.int64)]
         out = np.zeros((len(boxes), self.canvas, self.canvas), dtype=bool)
         for j, (t, left, h, w) in enumerate(boxes):
             out[j, t : t + h, left : left + w] = True
+        return out
+
+
+class _RecomposedSplit(VisionSplit):
+    """A materialised split's foregrounds pasted over those of a permutation of its images (see
+    :meth:`VisionSplit.for_epoch`); batches are composed on demand from the base array."""
+
+    def __init__(self, base: VisionSplit, perm: np.ndarray) -> None:
+        super().__init__(base.split, base.labels, base.boxes[perm], base.class_names, base.canvas, self._one)
+        self._base, self._perm, self._own = base._array, perm, base.boxes
+
+    def _one(self, index: int) -> np.ndarray:
+        return self.images([index])[0]
+
+    def images(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64)
+        out = self._base[self._perm[idx]]  # a copy: fancy indexing
+        for j, i in enumerate(idx):
+            t, left, h, w = self._own[i]
+            top, lft = self.boxes[i, :2]
+            out[j, top : top + h, lft : lft + w] = self._base[i, t : t + h, left : left + w]
         return out
 
 

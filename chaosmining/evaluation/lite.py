@@ -30,7 +30,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from ..errors import JobCancelled
+from ..trainer import TrainerHooks
+from ..trainer import train_classifier as train
 
 __all__ = [
     "LiteData",
@@ -178,14 +179,24 @@ def train_classifier(
     Xt = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        if should_stop is not None and should_stop():
-            raise JobCancelled("Stopped by the user while retraining.")
-        for idx in torch.randperm(len(Xt), generator=gen).split(batch_size):
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
+
+    def batches(_epoch: int, g: torch.Generator):
+        for idx in torch.randperm(len(Xt), generator=g).split(batch_size):
+            yield Xt[idx], yt[idx]
+
+    train(
+        model,
+        epochs=epochs,
+        batches=batches,
+        steps_per_epoch=-(-len(Xt) // batch_size),
+        loss_fn=nn.functional.cross_entropy,
+        optimizer=opt,
+        schedule=torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),  # constant, as the original recipe
+        schedule_per_batch=False,
+        validate=lambda _m: float("nan"),  # retrainings are scored by the caller
+        generator=gen,
+        device=torch.device("cpu"),
+        hooks=TrainerHooks(should_stop=should_stop),
+    )
     return model.eval(), time.perf_counter() - start

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..attribution import METHODS, attribute, resolve_params
+from ..attribution import METHODS, InputGeometry, attribute, method_defaults, resolve_params
 from ..cache import Cache
 from ..config import ConfigBase, stable_hash, to_jsonable
 from ..data.symbolic import SymbolicDataConfig, SymbolicDataset, ground_truth, make_symbolic_data, memory_budget_bytes
@@ -135,10 +135,13 @@ class EvalConfig(ConfigBase):
             raise ConfigError(
                 f"The 'method_params' parameter of EvalConfig names methods that are not selected: {sorted(unused)}."
             )
-        # Canonical form: every selected method with parameters, defaults filled in, so that explicit
-        # defaults and implicit ones hash alike.
+        # Canonical form: every selected method with parameters, defaults filled in (those the method
+        # declares for this modality first), so that explicit defaults and implicit ones hash alike.
+        geometry = self.default_geometry()
         resolved = tuple(
-            (m, tuple(sorted(resolve_params(m, given.get(m)).items()))) for m in self.methods if METHODS.get(m).params
+            (m, tuple(sorted(resolve_params(m, {**method_defaults(m, geometry), **given.get(m, {})}).items())))
+            for m in self.methods
+            if METHODS.get(m).params
         )
         object.__setattr__(self, "method_params", resolved)
         check_int(self.samples, "samples", owner="EvalConfig", low=0)
@@ -159,6 +162,11 @@ class EvalConfig(ConfigBase):
         d["methods"] = tuple(d.get("methods", DEFAULT_METHODS))
         d["method_params"] = tuple((m, tuple(tuple(p) for p in ps)) for m, ps in d.get("method_params", ()))
         return cls(**d)
+
+    def default_geometry(self) -> InputGeometry | None:
+        """The input geometry whose per-modality method defaults fill unspecified parameters (None: the
+        registry's own defaults, which suit tabular rows)."""
+        return None
 
     def params_for(self, method: str) -> dict[str, Any]:
         given = dict(dict(self.method_params).get(method, ()))

@@ -207,7 +207,11 @@ class AudioClassifier(nn.Module):
 
 @dataclass(frozen=True)
 class AudioModelSpec:
-    """A registered architecture; ``lr`` is the paper's learning rate for it."""
+    """A registered architecture; ``lr`` is the paper's learning rate for it.
+
+    ``learns_in`` names the presets in which it was measured to learn (accuracy at least twice chance);
+    the page and the CLI say so when another preset is chosen.
+    """
 
     name: str
     display_name: str
@@ -216,6 +220,7 @@ class AudioModelSpec:
     recurrent: bool
     lr: float
     deeplift_note: str = ""
+    learns_in: tuple[str, ...] = ("paper",)
 
 
 AUDIO_MODELS: Registry[AudioModelSpec] = Registry("audio model")
@@ -240,7 +245,15 @@ for _spec in (
         "DeepLift has no rule for the sigmoid and tanh gates inside nn.LSTM: Captum back-propagates the plain "
         "gradient through the recurrent cells (the Rescale rule still applies to the front end's ReLU and max pools).",
     ),
-    AudioModelSpec("tcn", "TCN", "https://arxiv.org/abs/1803.01271", lambda c, steps: TCNBody(c), False, 1e-3),
+    AudioModelSpec(
+        "tcn",
+        "TCN",
+        "https://arxiv.org/abs/1803.01271",
+        lambda c, steps: TCNBody(c),
+        False,
+        1e-3,
+        learns_in=("quick", "demo", "paper"),
+    ),
     AudioModelSpec(
         "transformer",
         "Transformer encoder",

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..metrics import chance_level
 from .common import FLOOR_COLOR, OTHER_COLOR, RELEVANT_COLOR, method_color, method_label, reference_line
 from .common import layout as _layout
 from .common import rgba as _rgba
@@ -83,7 +84,7 @@ def channel_importance_bars(result: AudioResult, example: int | None = None) -> 
         annotation_text="speech channel",
         annotation_position="top left",
     )
-    reference_line(fig, 1 / c, f"chance 1/{c}")
+    reference_line(fig, chance_level("channel_fprec", channels=c), f"chance 1/{c}")
     return _layout(
         fig,
         title,
