@@ -65,6 +65,30 @@ class Clock:
         return (at - self.start) / max(wall, 1e-9)
 
 
+def _timed(run: Any, cfg: Any, ev: Any, cache: Cache) -> tuple[Any, dict[str, Any]]:
+    """Run ``run(cfg, ev)`` on the CPU; its result and the fields every row shares (times, data share)."""
+    clock, cpu = Clock(), time.process_time()
+    r = run(cfg, ev, cache=cache, device="cpu", report=clock)
+    wall, cpu = time.perf_counter() - clock.start, time.process_time() - cpu
+    common = {
+        "learned": r.learned,
+        "unavailable": r.unavailable,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "train_s": r.train_seconds,
+        "data_share": clock.data_share(wall),
+    }
+    return r, common
+
+
+def _line(r: Any, row: dict[str, Any], what: str, scores: str, floor: str) -> str:
+    return (
+        f"{what}: accuracy {r.accuracy:.3f} (goal {row['goal']:.2f}{'' if r.learned else ', NOT LEARNED'}) {scores}"
+        f" | {floor}  wall {row['wall_s']:.0f} s, CPU {row['cpu_s']:.0f} s, training {row['train_s']:.0f} s,"
+        f" data {row['data_share']:.0%} of wall"
+    )
+
+
 def bench_vision(a: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     methods = tuple(a.methods.split(",")) if a.methods else V.DEFAULT_METHODS
@@ -76,33 +100,21 @@ def bench_vision(a: argparse.Namespace) -> list[dict[str, Any]]:
                     a.preset, model=a.model or "compact_cnn", seed=seed, background=background, position=position
                 )
                 ev = V.VisionEvalConfig.for_config(cfg, methods)
-                clock, cpu = Clock(), time.process_time()
-                r = V.run_vision(cfg, ev, cache=cache, device="cpu", report=clock)
-                wall, cpu = time.perf_counter() - clock.start, time.process_time() - cpu
+                r, common = _timed(V.run_vision, cfg, ev, cache)
                 row = {
                     "condition": r.condition,
                     "seed": seed,
                     "accuracy": r.accuracy,
                     "chance": r.chance_accuracy,
-                    "learned": r.learned,
                     "goal": VISION_GOAL[r.condition],
                     "iou": {m: round(v, 3) for m, v in r.iou.items() if v is not None},
                     "random_iou": r.random_iou,
-                    "unavailable": r.unavailable,
-                    "wall_s": wall,
-                    "cpu_s": cpu,
-                    "train_s": r.train_seconds,
-                    "data_share": clock.data_share(wall),
+                    **common,
                 }
                 rows.append(row)
-                print(
-                    f"{row['condition']} seed {seed}: accuracy {r.accuracy:.3f} (goal {row['goal']}, chance "
-                    f"{r.chance_accuracy:.2f}{'' if r.learned else ', NOT LEARNED'})  IoU "
-                    + " ".join(f"{V.METHODS.get(m).short} {v:.3f}" for m, v in row["iou"].items())
-                    + f" | random {r.random_iou:.3f}  wall {wall:.0f} s, CPU {cpu:.0f} s, training {r.train_seconds:.0f} s,"
-                    f" data {row['data_share']:.0%} of wall",
-                    flush=True,
-                )
+                scores = "IoU " + " ".join(f"{V.METHODS.get(m).short} {v:.3f}" for m, v in row["iou"].items())
+                what = f"{row['condition']} seed {seed} (chance {r.chance_accuracy:.2f})"
+                print(_line(r, row, what, scores, f"random {r.random_iou:.3f}"), flush=True)
     return rows
 
 
@@ -115,34 +127,24 @@ def bench_audio(a: argparse.Namespace) -> list[dict[str, Any]]:
                 cache = Cache(Path(a.cache_dir or tempfile.mkdtemp(prefix="bench-presets-")))
                 cfg = A.AudioConfig.from_preset(a.preset, model=model, seed=seed, background=background)
                 ev = A.AudioEvalConfig.for_preset(a.preset, methods)
-                clock, cpu = Clock(), time.process_time()
-                r = A.run_audio(cfg, ev, cache=cache, device="cpu", report=clock)
-                wall, cpu = time.perf_counter() - clock.start, time.process_time() - cpu
+                r, common = _timed(A.run_audio, cfg, ev, cache)
                 row = {
                     "model": model,
                     "background": background,
                     "seed": seed,
                     "accuracy": r.accuracy,
                     "chance": r.class_chance,
-                    "learned": r.learned,
                     "goal": AUDIO_GOAL[background] if model == "tcn" else 2 * r.class_chance,
                     "channel_fprec": {m: round(v, 3) for m, v in r.channel_fprec.items()},
                     "floor": r.chance,
-                    "unavailable": r.unavailable,
-                    "wall_s": wall,
-                    "cpu_s": cpu,
-                    "train_s": r.train_seconds,
-                    "data_share": clock.data_share(wall),
+                    **common,
                 }
                 rows.append(row)
-                print(
-                    f"{model} {background} seed {seed}: accuracy {r.accuracy:.3f} (goal {row['goal']:.2f}, chance "
-                    f"{r.class_chance:.2f}{'' if r.learned else ', NOT LEARNED'})  channel FPrec "
-                    + " ".join(f"{A.METHODS.get(m).short} {v:.3f}" for m, v in row["channel_fprec"].items())
-                    + f" | floor {r.chance:.3f}  wall {wall:.0f} s, CPU {cpu:.0f} s, training {r.train_seconds:.0f} s,"
-                    f" data {row['data_share']:.0%} of wall",
-                    flush=True,
+                scores = "channel FPrec " + " ".join(
+                    f"{A.METHODS.get(m).short} {v:.3f}" for m, v in row["channel_fprec"].items()
                 )
+                what = f"{model} {background} seed {seed} (chance {r.class_chance:.2f})"
+                print(_line(r, row, what, scores, f"floor {r.chance:.3f}"), flush=True)
     return rows
 
 
