@@ -63,6 +63,17 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _numeric(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns that hold numbers (and blanks) as floats, so the table prints aligned with '-' for blanks."""
+    out = df.copy()
+    for col in out.columns:
+        try:
+            out[col] = pd.to_numeric(out[col])
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 def _render(out: dict[str, Any]) -> str:
     lines = [
         out["title"],
@@ -72,7 +83,9 @@ def _render(out: dict[str, Any]) -> str:
         f"failed; {out['seconds']:.1f} s",
         f"paper's numbers: {out['paper_numbers']}",
         "",
-        pd.DataFrame(out["rows"], columns=out["columns"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        _numeric(pd.DataFrame(out["rows"], columns=out["columns"])).to_string(
+            index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"
+        ),
     ]
     lines += [f"failed: {label}: {error}" for label, error in out["failed"].items()]
     if out.get("exported"):
