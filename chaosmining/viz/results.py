@@ -130,9 +130,12 @@ def leaderboard(scores: pd.DataFrame, paper: Sequence[PaperValue] = ()) -> pd.Da
         have = board[["modality", "setting", "model", "metric", "task"]].drop_duplicates()
         ref = ref.merge(have, on=["modality", "setting", "model", "metric"], how="inner")
         ref = ref[(ref["task_hint"] == "") | (ref["task_hint"] == ref["task"])].drop(columns="task_hint")
-        ref = ref.assign(seeds=5, runs=0, rank=np.nan)
+        ref = ref.assign(seeds=5, runs=np.nan, rank=np.nan)  # the paper averages 5 seeds
         board = pd.concat([board, ref[cols]], ignore_index=True)
-    board = board.sort_values([*SETTING_COLUMNS, "source", "rank", "method"], na_position="last", kind="stable")
+    ours_first = (board["source"] != "this store").astype(int)
+    board = board.assign(_paper=ours_first).sort_values(
+        [*SETTING_COLUMNS, "_paper", "rank", "method"], na_position="last", kind="stable"
+    )
     return board[cols].reset_index(drop=True)
 
 
