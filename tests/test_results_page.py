@@ -125,3 +125,11 @@ def test_url_filters_apply_and_a_bad_value_is_named_not_raised(store_env):
     at.multiselect(key="res_setting").set_value(["RBRP"]).run()
     assert at.query_params["setting"] in (["RBRP"], "RBRP")
     assert set(frame(at, "rank")["setting"]) == {"RBRP"}
+
+
+def test_leaderboard_exports_as_latex(tmp_path):
+    from ui.results import latex_table
+
+    board = vr.leaderboard(fill(tmp_path / "r").scores(), paper_reference())
+    tex = latex_table(board)
+    assert tex.startswith("\\begin{tabular}") and "integrated\\_gradients" in tex and "0.705" in tex
