@@ -76,7 +76,9 @@ def test_metrics_that_rank_alike_agree_perfectly(tmp_path):
     agreement = vr.metric_agreement(scores, ["iou", "pointing_game"])
     row = agreement.iloc[0]
     assert row["spearman"] == pytest.approx(1.0) and row["kendall"] == pytest.approx(1.0)
-    assert row["runs"] == 2  # the two seeds of resnet18 (each a task, model and seed)
+    assert row["runs"] == 4  # two seeds x two conditions, each run a unit
+    per_model = vr.metric_agreement(scores, ["iou", "pointing_game"], ("task", "model", "seed")).iloc[0]
+    assert per_model["runs"] == 2 and per_model["spearman"] == pytest.approx(1.0)
 
 
 def test_lower_is_better_metrics_rank_ascending():

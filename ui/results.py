@@ -214,9 +214,9 @@ def show_compare(scores: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame
 
 
 _UNITS = {
-    "one trained model (task, model, seed)": ("task", "model", "seed"),
+    "one run": ("run_key",),
+    "one trained model across tests (task, model, seed)": ("task", "model", "seed"),
     "task and seed": ("task", "seed"),
-    "seed": ("seed",),
 }
 
 
@@ -225,13 +225,16 @@ def show_agreement(scores: pd.DataFrame) -> tuple[pd.DataFrame, go.Figure | None
     if len(available) < 2:
         st.info("Metric agreement needs at least two per-method metrics among the filtered runs.")
         return pd.DataFrame(), None
-    metrics = st.multiselect("Metrics", available, default=available[:8], key=P + "agree_metrics")
+    default = vr.headline_metrics(available) or available[:8]
+    metrics = st.multiselect("Metrics", available, default=default, key=P + "agree_metrics")
     unit = st.radio("Compare rankings within", list(_UNITS), key=P + "agree_unit", horizontal=True)
     agreement = vr.metric_agreement(scores, metrics, _UNITS[unit])
     st.caption(
         "Each metric is oriented so that higher is better; within each unit the methods scored by both metrics "
         "(at least three) are ranked by each, and Spearman's rho and Kendall's tau are averaged over units. "
-        "'runs' is how many units stand behind each number."
+        "'runs' is how many units stand behind each number. Within one run, FPrec is compared with UScore or "
+        "IoU with the pointing game; across tests (ROAR, ROAD, sanity checks of the same task, model and seed) "
+        "the evaluation tests are compared with each other."
     )
     if agreement.empty:
         st.info("No two of these metrics scored three or more common methods in the same unit.")

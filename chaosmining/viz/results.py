@@ -34,6 +34,7 @@ __all__ = [
     "compare_runs",
     "compare_figure",
     "agreement_metrics",
+    "headline_metrics",
     "metric_agreement",
     "agreement_figure",
 ]
@@ -209,14 +210,23 @@ def agreement_metrics(scores: pd.DataFrame) -> list[str]:
     return sorted(m for m in per_method["metric"].unique() if not _NOT_QUALITY.search(m))
 
 
+# The scores each modality and test is judged by, in the order the agreement view offers them first.
+_HEADLINE = re.compile(r"^(fprec|uscore|iou|pointing_game|channel_fprec|top1_hit|precision|consistency)$|_area$")
+
+
+def headline_metrics(metrics: Iterable[str]) -> list[str]:
+    """The headline quality metrics among ``metrics`` (FPrec, UScore, IoU, channel FPrec, curve areas, ...)."""
+    return [m for m in metrics if _HEADLINE.search(m)]
+
+
 def metric_agreement(
-    scores: pd.DataFrame, metrics: Sequence[str] | None = None, unit: Sequence[str] = ("task", "model", "seed")
+    scores: pd.DataFrame, metrics: Sequence[str] | None = None, unit: Sequence[str] = ("run_key",)
 ) -> pd.DataFrame:
     """Do two metrics rank the methods the same way? Rank correlations per pair of metrics.
 
     Each metric's values are oriented so that higher is better (:func:`higher_is_better`). For every
-    ``unit`` (by default a task, model and seed: the runs of one trained model, whatever test scored it)
-    where both metrics scored at least three common methods, Spearman's rho and Kendall's tau over those
+    ``unit`` (by default one run; ``("task", "model", "seed")`` joins the evaluation tests of one trained
+    model, whatever test scored it) where both metrics scored at least three common methods, Spearman's rho and Kendall's tau over those
     methods are computed; the table gives their means over units and ``runs``, the number of units.
 
     Returns
