@@ -61,7 +61,7 @@ __all__ = [
 #: What each scale is for; each target's :class:`Grid` says what it reduces.
 SCALES: dict[str, str] = {
     "quick": "minutes on a 2-core CPU: a few formulas or models, one seed, short training, small data",
-    "demo": "about an hour on a CPU: more of the grid, the modalities' demo presets, one or two seeds",
+    "demo": "more of the grid at the modalities' demo presets, one seed: hours on a CPU (ResNet18 at 224 px), minutes on a GPU",
     "paper": "the paper's grid, data and training, 5 seeds: meant for a GPU or a Ray cluster",
 }
 
