@@ -61,7 +61,17 @@ def test_bad_scale_and_seeds_are_refused_with_the_house_wording():
 def test_tables_join_the_papers_numbers():
     spec = R.TARGETS.get("table2")
     ours = pd.DataFrame(
-        [{"model": "resnet18", "setting": "RBFP", "method": "saliency", "metric": "iou", "mean": 0.7, "std": 0.0, "n": 1}]
+        [
+            {
+                "model": "resnet18",
+                "setting": "RBFP",
+                "method": "saliency",
+                "metric": "iou",
+                "mean": 0.7,
+                "std": 0.0,
+                "n": 1,
+            }
+        ]
     )
     out = R._beside_paper(spec, ours, R.paper_reference("table2"))
     assert out.loc[0, "paper"] == pytest.approx(0.678)
