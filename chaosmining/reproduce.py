@@ -44,6 +44,7 @@ from .sweep import FACTORS
 from .training import TrainConfig
 from .validation import check_int
 from .viz.common import layout, method_color, method_label
+from .viz.selection import selector_color, selector_label
 
 __all__ = [
     "Cell",
@@ -344,10 +345,10 @@ def _figure6_figure(table: pd.DataFrame) -> go.Figure:
                     x=g["features"],
                     y=g["mean"],
                     mode="lines+markers",
-                    name=method_label(method),
+                    name=selector_label(method),
                     legendgroup=method,
                     showlegend=method not in shown,
-                    line={"color": method_color(method)},
+                    line={"color": selector_color(method)},
                 ),
                 row=1,
                 col=i + 1,
@@ -394,29 +395,33 @@ def _figure7_figure(table: pd.DataFrame) -> go.Figure:
                 go.Bar(
                     x=g["task"],
                     y=g["mean"],
-                    name=method_label(method),
+                    name=selector_label(method),
                     legendgroup=method,
                     showlegend=method not in shown,
-                    marker_color=method_color(method),
+                    marker_color=selector_color(method),
+                    offsetgroup=method,
                 ),
                 row=1,
                 col=i + 1,
             )
             shown.add(method)
-        if metric == "precision" and "paper" in sub:
-            ref = sub.dropna(subset=["paper"])
-            fig.add_trace(
-                go.Scatter(
-                    x=ref["task"],
-                    y=ref["paper"],
-                    mode="markers",
-                    name="original code's result",
-                    marker={"symbol": "x", "color": "black"},
-                ),
-                row=1,
-                col=2,
-            )
-    fig.update_layout(barmode="group", height=420)
+            if "paper" in g:  # each selector's published precision over its own bar
+                fig.add_trace(
+                    go.Scatter(
+                        x=g["task"],
+                        y=g["paper"],
+                        mode="markers",
+                        name="original code's result",
+                        legendgroup="paper",
+                        showlegend="paper" not in shown,
+                        marker={"symbol": "x", "color": "black"},
+                        offsetgroup=method,
+                    ),
+                    row=1,
+                    col=i + 1,
+                )
+                shown.add("paper")
+    fig.update_layout(barmode="group", scattermode="group", height=420)
     return layout(fig, "Figure 7: RFEwNA vs RFE on formulas 11-15")
 
 
@@ -508,7 +513,7 @@ def _model_figure(score: str, title: str) -> Callable[[pd.DataFrame], go.Figure]
                         showlegend=False,
                     )
                 )
-        fig.update_layout(barmode="group", height=440, yaxis_range=[0, 1])
+        fig.update_layout(barmode="group", scattermode="group", height=440, yaxis_range=[0, 1])
         return layout(fig, title + " (bars: this run, x: the paper)")
 
     return figure
