@@ -169,7 +169,7 @@ def leaderboard_figure(board: pd.DataFrame, metric: str) -> go.Figure:
                 offsetgroup=method,
             )
         )
-    fig.update_layout(barmode="group", height=440)
+    fig.update_layout(barmode="group", scattermode="group", height=440)
     arrow = "higher is better" if higher_is_better(metric) else "lower is better"
     return layout(fig, f"Leaderboard: {metric} ({arrow}); x = the paper's number")
 
