@@ -333,29 +333,30 @@ def _figure6_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _figure6_figure(table: pd.DataFrame) -> go.Figure:
     strategies = list(dict.fromkeys(table["strategy"])) or ["uni"]
-    panels = [(s, m) for s in strategies for m in ("test_error", "precision")]
-    names = {"test_error": "1 - balanced accuracy", "precision": "precision of the kept features"}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[f"{s}-module: {names[m]}" for s, m in panels])
+    names = {"test_error": "1 - balanced accuracy (test)", "precision": "precision of the kept features"}
+    titles = [f"{s}-module: {names[m]}" for s in strategies for m in names]
+    fig = make_subplots(rows=len(strategies), cols=2, subplot_titles=titles, vertical_spacing=0.18)
     shown: set[str] = set()
-    for i, (strategy, metric) in enumerate(panels):
-        sub = table[(table["strategy"] == strategy) & (table["metric"] == metric)]
-        for method, g in sub.groupby("method", sort=False):
-            fig.add_trace(
-                go.Scatter(
-                    x=g["features"],
-                    y=g["mean"],
-                    mode="lines+markers",
-                    name=selector_label(method),
-                    legendgroup=method,
-                    showlegend=method not in shown,
-                    line={"color": selector_color(method)},
-                ),
-                row=1,
-                col=i + 1,
-            )
-            shown.add(method)
-        fig.update_xaxes(type="log", autorange="reversed", title_text="features kept", row=1, col=i + 1)
-    fig.update_layout(height=420)
+    for r, strategy in enumerate(strategies):
+        for c, metric in enumerate(names):
+            sub = table[(table["strategy"] == strategy) & (table["metric"] == metric)]
+            for method, g in sub.groupby("method", sort=False):
+                fig.add_trace(
+                    go.Scatter(
+                        x=g["features"],
+                        y=g["mean"],
+                        mode="lines+markers",
+                        name=selector_label(method),
+                        legendgroup=method,
+                        showlegend=method not in shown,
+                        line={"color": selector_color(method)},
+                    ),
+                    row=r + 1,
+                    col=c + 1,
+                )
+                shown.add(method)
+            fig.update_xaxes(type="log", autorange="reversed", title_text="features kept", row=r + 1, col=c + 1)
+    fig.update_layout(height=380 * len(strategies))
     return layout(fig, "Figure 6: RFE on the Santander-like table, uni- and bi-module")
 
 
