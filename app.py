@@ -76,6 +76,17 @@ PAGES = [  # (file, sidebar title, icon, the home page's words on it); the url p
             "randomisation, random logit); deletion/insertion AUC and **Sensitivity-n**."
         ),
     ),
+    (
+        "pages/6_Results.py",
+        "Results",
+        ":material/leaderboard:",
+        (
+            "Every recorded run in one place: a **leaderboard** of the methods per modality, noise condition, model "
+            "and metric (mean and spread over seeds, ranks) beside the paper's published numbers, two runs side by "
+            "side, and whether FPrec, IoU, channel FPrec, ROAR, ROAD and the sanity checks **agree** on the ranking. "
+            "Fill it from any page, `results rebuild` or `reproduce`."
+        ),
+    ),
 ]
 
 

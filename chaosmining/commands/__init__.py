@@ -8,6 +8,7 @@ from . import (
     app,  # noqa: F401
     audio,  # noqa: F401
     evaluate,  # noqa: F401
+    reproduce,  # noqa: F401
     results,  # noqa: F401
     rfe,  # noqa: F401
     symbolic,  # noqa: F401
