@@ -33,7 +33,7 @@ import torch
 
 from ..cache import Cache
 from ..errors import JobCancelled
-from ..results import record
+from ..results import ResultsStore, default_results_root, record
 from ..runs import Executor, RunContext, RunHandle, RunSpec, get_executor, make_executor
 from ..selection import elimination_schedule, get_selector, precision_recall, rfewna_rounds
 from ..training import training_macs_per_second
@@ -519,7 +519,8 @@ def run_rfe_many(
         result = run.result(seconds, channel.capacity)
         save_rfe(result, channel.cache)
         if not result.cached:  # the driver files the comparison in the results store (never fails the run)
-            record(RESULT_KIND, result.config, result, device=str(device), seconds=seconds)
+            store = ResultsStore(default_results_root(channel.cache.root))
+            record(RESULT_KIND, result.config, result, device=str(device), seconds=seconds, store=store)
         results[run.index] = result
     return [r for r in results if r is not None]
 

@@ -121,12 +121,13 @@ class ReadOnlyQueryError(ChaosMiningError, ValueError):
     """A query that would change something was refused."""
 
 
-def default_results_root() -> Path:
-    """``$CHAOSMINING_RESULTS``, else ``<cache root>/results`` (:func:`chaosmining.cache.default_cache_root`)."""
+def default_results_root(cache_root: str | os.PathLike[str] | None = None) -> Path:
+    """``$CHAOSMINING_RESULTS``, else ``<cache root>/results`` (``cache_root`` or
+    :func:`chaosmining.cache.default_cache_root`): runs computed into a cache are filed beside it."""
     env = os.environ.get(RESULTS_ENV)
     if env:
         return Path(env).expanduser()
-    return default_cache_root() / "results"
+    return Path(cache_root if cache_root is not None else default_cache_root()) / "results"
 
 
 @dataclass(frozen=True)

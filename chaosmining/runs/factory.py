@@ -70,24 +70,26 @@ def record_in_store(handle: RunHandle) -> None:
     spec = handle.spec
     if spec is None or handle.cached or handle.status != "done":
         return
-    from ..results import EXTRACTORS
+    from ..results import EXTRACTORS, ResultsStore, default_results_root
 
     if spec.entry.result_kind not in EXTRACTORS.names():  # a unit of a larger run (feature selection)
         return
+    cache = handle._executor.cache
 
     def work() -> None:
         from ..results import record
 
         kind = spec.entry
         try:
-            entry = handle._executor.cache.load(kind.result_kind, kind.result_key(spec.config, spec.eval))
+            entry = cache.load(kind.result_kind, kind.result_key(spec.config, spec.eval))
             result = handle.result()
         except Exception:  # the result could not be read back: nothing to record
             log.exception("could not read back %s for the results store", handle.key)
             return
         if entry is not None:
             seconds = (handle.finished or 0) - (handle.started or 0)
-            record(kind.result_kind, entry.config, result, device=spec.device, seconds=seconds)
+            store = ResultsStore(default_results_root(cache.root))
+            record(kind.result_kind, entry.config, result, device=spec.device, seconds=seconds, store=store)
 
     _RECORDER.submit(work)
 
