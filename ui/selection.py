@@ -21,14 +21,13 @@ from chaosmining.experiments.rfe import (
     plan_rfe,
     prepare_data,
     rfe_config_from_dict,
-    run_rfe,
 )
 from chaosmining.models.mlp import build_mlp
-from chaosmining.runs import RunSnapshot
+from chaosmining.runs import RunSnapshot, RunSpec
 from chaosmining.sandbox import resolve_user_path
 from chaosmining.selection import get_selector
 from chaosmining.uploads import store_upload
-from ui.common import get_cache, jobs, orchestrate
+from ui.common import get_cache, jobs, submit_run
 
 __all__ = [
     "TaskPreview",
@@ -45,7 +44,7 @@ __all__ = [
 
 
 def job_key(config: RFEConfig) -> str:
-    return f"rfe:{config.config_hash}"
+    return RunSpec("rfe", config).key
 
 
 @dataclass(frozen=True)
@@ -107,22 +106,15 @@ def _task_label(config: RFEConfig) -> str:
 
 
 def submit_rfe(config: RFEConfig, widgets: dict[str, Any], plan: RFEPlan) -> str | None:
-    """Start the selection as an orchestration whose trainings queue as this session's runs."""
-    cache = get_cache()
-
-    def work(ctx: Any) -> RFEResult:
-        return run_rfe(config, cache=cache, executor=ctx)  # its units queue as this session's runs
-
-    return orchestrate(
-        job_key(config),
-        work,
-        kind="rfe",
+    """Queue the selection (a composite run: its trainings queue as this session's runs)."""
+    return submit_run(
+        RunSpec("rfe", config),
+        "rfe_",
+        widgets,
         description=f"feature selection on {_task_label(config)}: {len(config.selectors)} selectors, "
         f"{' → '.join(map(str, plan.schedule))} features",
-        prefix="rfe_",
         selectors=list(config.selectors),
         schedule=plan.schedule,
-        widgets=widgets,
     )
 
 

@@ -17,12 +17,11 @@ from ..experiments.rfe import (
     RFEDataConfig,
     RFEResult,
     rfe_config_from_dict,
-    run_rfe,
 )
 from ..export import write_bundle
 from ..models.mlp import ACTIVATIONS
 from ..selection import selector_names
-from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params
+from .base import COMMANDS, Command, cache_from_args, comma_list, parse_method_params, through_executor
 from .progress import progress
 
 __all__ = ["rfe_config_from_args"]
@@ -112,7 +111,7 @@ def _export(result: RFEResult, directory: str, formats: list[str]) -> None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     config = rfe_config_from_args(a)
     with progress(a) as report:
-        result = run_rfe(config, cache=cache_from_args(a), device=a.device, workers=a.workers, report=report)
+        result = through_executor("rfe", a)(config, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()
@@ -121,7 +120,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
 def _rerun(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     config = config_from_bundle(rfe_config_from_dict, bundle.get("config", {}), "rfe")
     with progress(a) as report:
-        result = run_rfe(config, cache=cache_from_args(a), device=a.device, report=report)
+        result = through_executor("rfe", a)(config, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
         _export(result, a.export, a.export_formats)
     return result.summary()

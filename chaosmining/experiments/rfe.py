@@ -32,9 +32,18 @@ from typing import Any
 import torch
 
 from ..cache import Cache
-from ..errors import JobCancelled
-from ..results import ResultsStore, default_results_root, record
-from ..runs import Executor, RunContext, RunHandle, RunSpec, get_executor, make_executor
+from ..errors import ChaosMiningError, JobCancelled
+from ..runs import (
+    RUN_KINDS,
+    Executor,
+    MemoryEstimate,
+    RunContext,
+    RunHandle,
+    RunKind,
+    RunSpec,
+    get_executor,
+    make_executor,
+)
 from ..selection import elimination_schedule, get_selector, precision_recall, rfewna_rounds
 from ..training import training_macs_per_second
 from ..validation import param_error
@@ -518,9 +527,6 @@ def run_rfe_many(
     for run in runs:
         result = run.result(seconds, channel.capacity)
         save_rfe(result, channel.cache)
-        if not result.cached:  # the driver files the comparison in the results store (never fails the run)
-            store = ResultsStore(default_results_root(channel.cache.root))
-            record(RESULT_KIND, result.config, result, device=str(device), seconds=seconds, store=store)
         results[run.index] = result
     return [r for r in results if r is not None]
 
@@ -553,3 +559,35 @@ def run_rfe(
         report=report,
         should_stop=should_stop,
     )[0]
+
+
+def _load_finished(config: RFEConfig, ev: Any, cache: Cache) -> RFEResult:
+    result = load_rfe(config, cache)
+    if result is None:
+        raise ChaosMiningError("The selection's result is not in the cache; run it again.")
+    return result
+
+
+# A whole selection is a composite run: it runs on the driver and submits its trainings (``rfe-train``)
+# and classic chains (``rfe-classic``) as child runs, so a page, the CLI and ``reproduce`` submit
+# ``RunSpec("rfe", config)`` like any other run and it queues under the submitter's session.
+RUN_KINDS.register(
+    "rfe",
+    RunKind(
+        name="rfe",
+        perform=lambda config, ev, *, cache, device="auto", report=None, should_stop=None, executor=None: run_rfe(
+            config, cache=cache, device=device, executor=executor, report=report, should_stop=should_stop
+        ),
+        config_from=rfe_config_from_dict,
+        eval_from=None,
+        result_kind=RESULT_KIND,
+        result_key=lambda config, ev: config.config_hash,
+        memory=lambda config, ev: MemoryEstimate(0, "samples"),  # its children are admitted one by one
+        seconds=lambda config, ev: 60.0,
+        describe=lambda c: f"feature selection on {c.data.task}: {', '.join(c.selectors)}",
+        uses_device=False,
+        modality="selection",
+        composite=True,
+        loader=_load_finished,
+    ),
+)

@@ -165,6 +165,7 @@ class RunHandle:
         self.memory = 0
         self.children: list[RunHandle] = []
         self.watchers: set[str] = {session}
+        self.orchestration = False  # performed on a driver thread that submits child runs
         self._events: list[dict[str, Any]] = []
         self._executor = executor
         self._done = threading.Event()
@@ -350,9 +351,27 @@ class Executor:
                     parent.children.append(current)
                 return current
         handle = RunHandle(
-            self, spec.key, spec.kind, spec.describe(), spec=spec, session=session, payload=payload, parent=parent
+            self,
+            spec.key,
+            spec.kind,
+            description or spec.describe(),
+            spec=spec,
+            session=session,
+            payload=payload,
+            parent=parent,
         )
         entry = spec.entry
+        if entry.composite and not entry.cached(spec, self.cache):  # a driver-side run of child runs
+            return self.orchestrate(
+                spec.key,
+                lambda ctx: entry.perform(spec.config, spec.eval, cache=self.cache, device=spec.device, executor=ctx),
+                kind=spec.kind,
+                description=handle.description,
+                session=session,
+                payload=payload,
+                spec=spec,
+                parent=parent,
+            )
         if entry.cached(spec, self.cache):
             handle.status, handle.cached = "done", True
             handle.started = handle.finished = time.time()
@@ -404,10 +423,13 @@ class Executor:
         description: str,
         session: str = "",
         payload: dict[str, Any] | None = None,
+        spec: RunSpec | None = None,
+        parent: RunHandle | None = None,
     ) -> RunHandle:
         """Run ``fn(ctx)`` on a driver thread: it submits child runs through ``ctx`` and combines them.
 
-        Deduplicated by ``key`` like :meth:`submit`; its handle's result is ``fn``'s return value.
+        Deduplicated by ``key`` like :meth:`submit`; its handle's result is ``fn``'s return value. ``spec``
+        is set for a composite run kind (a feature selection), ``parent`` for an orchestration inside another.
         """
         with self._lock:
             if self._closed:
@@ -415,10 +437,16 @@ class Executor:
             current = self._active.get(key)
             if current is not None:
                 current.watchers.add(session)
+                if parent is not None and current not in parent.children:
+                    parent.children.append(current)
                 return current
-            handle = RunHandle(self, key, kind, description, session=session, payload=payload)
+            handle = RunHandle(self, key, kind, description, spec=spec, session=session, payload=payload, parent=parent)
+            handle.orchestration = True
             handle.status, handle.started = "running", time.time()
             self._active[key] = handle
+            if parent is not None:
+                parent.children.append(handle)
+            self._journal(handle)
 
         def body() -> None:
             status, error = "done", None
@@ -494,7 +522,7 @@ class Executor:
             self._closed = True
             queued = [h for q in self._queues.values() for h in q]
             self._queues.clear()
-            orchestrations = [h for h in self._active.values() if h.spec is None]
+            orchestrations = [h for h in self._active.values() if h.orchestration]
         for h in queued:
             self._finish(h, "interrupted", "The server stopped before this run started.")
         for h in orchestrations:
@@ -623,7 +651,7 @@ class Executor:
 
     def _stop_run(self, handle: RunHandle) -> None:
         handle._stop.set()
-        if handle.spec is None:  # an orchestration: its thread sees the flag and stops its children
+        if handle.orchestration:  # its thread sees the flag and stops its children
             for child in list(handle.children):
                 if child.parent is handle:
                     child.stop()

@@ -151,8 +151,8 @@ class LocalBackend:
         parent, child = self._ctx.Pipe(duplex=True)
         flag = self._ctx.Value("b", 0, lock=False)
         process = self._ctx.Process(
-            target=local_worker_main, args=(child, flag, os.getpid()), name="chaosmining-worker", daemon=True
-        )
+            target=local_worker_main, args=(child, flag, os.getpid()), name="chaosmining-worker", daemon=False
+        )  # not daemonic: a run may start its own data-loading processes (GPU runs); shutdown ends workers
         process.start()
         child.close()
         worker = _Worker(process, parent, flag)

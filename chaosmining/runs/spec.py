@@ -75,6 +75,11 @@ class RunKind:
     inputs : ``(config, ev) -> [(cache kind, key), ...]``, entries of the driver's cache the run reads when
         they exist (its prepared data, an already trained model); a backend without a shared file system
         (Ray) ships them with the run instead of computing them again.
+    composite : the kind runs on the driver and submits child runs (a feature selection's trainings):
+        ``perform`` then also takes ``executor``, the :class:`~chaosmining.runs.executor.RunContext` to submit
+        them through; it is never sent to a worker.
+    loader : ``(config, ev, cache) -> result`` reads a finished result (default: ``perform``, which loads
+        when the result is cached).
     modality : ``"symbolic"``, ``"vision"``, ``"audio"``, ``"selection"`` or ``"evaluation"``.
     """
 
@@ -90,9 +95,13 @@ class RunKind:
     uses_device: bool = True
     modality: str = "symbolic"
     inputs: Callable[[Any, Any], list[tuple[str, str]]] | None = None
+    composite: bool = False
+    loader: Callable[[Any, Any, Any], Any] | None = None
 
     def load(self, spec: RunSpec, cache: Any) -> Any:
         """The finished result of ``spec`` from ``cache`` (the perform function loads when cached)."""
+        if self.loader is not None:
+            return self.loader(spec.config, spec.eval, cache)
         return self.perform(spec.config, spec.eval, cache=cache, device="cpu")
 
     def cached(self, spec: RunSpec, cache: Any) -> bool:
