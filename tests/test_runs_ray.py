@@ -149,7 +149,7 @@ def test_shutdown_stops_running_runs(ray_executor, ray_session):  # noqa: ANN001
         time.sleep(0.2)
     t0 = time.time()
     ray_executor.shutdown(10.0)
-    assert h.status == "cancelled" and time.time() - t0 < 10
+    assert h.status == "interrupted" and time.time() - t0 < 10  # a restarted server offers it again
     assert not spec.entry.cached(spec, ray_executor.cache)
     assert ray_session.is_initialized()  # the test session's Ray instance is not this backend's to stop
 
