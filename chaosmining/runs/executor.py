@@ -486,17 +486,18 @@ class Executor:
             return self._interrupted.get(key)
 
     def wait_all(self, handles: Iterable[RunHandle], should_stop: Callable[[], bool] | None = None) -> None:
-        """Wait until every handle ends; stop them all if ``should_stop`` turns true."""
+        """Wait until every handle ends; stop them all (and raise :class:`JobCancelled`) if ``should_stop``
+        turns true, also when the stop ended them first."""
         handles = list(handles)
-        while not all(h.done for h in handles):
+        while True:
             if should_stop is not None and should_stop():
                 for h in handles:
                     h.stop()
                 raise JobCancelled("Stopped by the user.")
-            for h in handles:
-                if not h.done:
-                    h.wait(0.25)
-                    break
+            pending = [h for h in handles if not h.done]
+            if not pending:
+                return
+            pending[0].wait(0.25)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

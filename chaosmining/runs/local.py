@@ -75,6 +75,7 @@ class LocalBackend:
         self.stop_grace = stop_grace
         self.executor: Executor | None = None
         self._ctx = spawn_context()
+        self._busy = self._ctx.Value("i", 0)  # running runs: a run alone takes the idle workers' cores
         self._workers: list[_Worker] = []
         self._tmp_root = Path(tempfile.mkdtemp(prefix="chaosmining-runs-"))
 
@@ -151,7 +152,10 @@ class LocalBackend:
         parent, child = self._ctx.Pipe(duplex=True)
         flag = self._ctx.Value("b", 0, lock=False)
         process = self._ctx.Process(
-            target=local_worker_main, args=(child, flag, os.getpid()), name="chaosmining-worker", daemon=False
+            target=local_worker_main,
+            args=(child, flag, os.getpid(), self._busy, self.capacity * self.threads),
+            name="chaosmining-worker",
+            daemon=False,
         )  # not daemonic: a run may start its own data-loading processes (GPU runs); shutdown ends workers
         process.start()
         child.close()
@@ -189,6 +193,8 @@ class LocalBackend:
         self._workers.remove(w)
         handle = w.handle
         w.handle = None
+        if handle is not None:
+            self._uncount()
         self._clean_tmp(w, w.process.pid)
         with contextlib.suppress(OSError):
             w.conn.close()
@@ -206,6 +212,8 @@ class LocalBackend:
     def _end_worker(self, w: _Worker, status: str, text: str) -> None:
         handle = w.handle
         w.handle = None
+        if handle is not None:
+            self._uncount()
         with contextlib.suppress(OSError):
             w.process.terminate()
         self._reap(w)
@@ -219,6 +227,11 @@ class LocalBackend:
         self._reap(w)
         with contextlib.suppress(OSError):
             w.conn.close()
+
+    def _uncount(self) -> None:
+        """A worker ended mid-run cannot leave the running count itself."""
+        with self._busy.get_lock():
+            self._busy.value = max(0, self._busy.value - 1)
 
     def _reap(self, w: _Worker) -> None:
         """Wait for a worker told to end (killed after 5 s) and forget it."""

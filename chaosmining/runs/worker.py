@@ -21,7 +21,7 @@ from typing import Any
 from ..cache import Cache
 from ..errors import ChaosMiningError, JobCancelled
 from ..plugins import load_plugins
-from ..runtime import configure_threads
+from ..runtime import configure_threads, counted, lend_cores_from
 from .spec import RUN_KINDS, RunSpec
 
 __all__ = ["perform", "local_worker_main", "BUILTIN_KINDS_MODULE"]
@@ -73,11 +73,13 @@ def perform(
         tempfile.tempdir = None
 
 
-def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int) -> None:
+def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int, busy: Any = None, cores: int = 1) -> None:
     """A local worker process: take runs from ``conn`` one at a time until told to exit.
 
     Messages to the driver: ``("event", run_id, dict)`` while a run reports progress, then
-    ``("end", run_id, status, message, trace)``. Ctrl-C in the terminal reaches the whole process group:
+    ``("end", run_id, status, message, trace)``. ``busy`` counts the backend's running runs: when fewer
+    runs than cores remain (the tail of a sweep), a run takes a share of the idle cores
+    (:func:`chaosmining.runtime.lend_idle_cores`, called by the trainers every few epochs). Ctrl-C in the terminal reaches the whole process group:
     workers ignore it and let the driver decide; SIGTERM asks the current run to stop.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -89,6 +91,8 @@ def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int) -> None
 
     signal.signal(signal.SIGTERM, on_term)
     RUN_KINDS.names()  # the registry module is imported before any run arrives
+    if busy is not None:
+        lend_cores_from(busy, cores)
     while True:
         try:
             message = conn.recv()
@@ -107,7 +111,7 @@ def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int) -> None
         def should_stop() -> bool:
             return bool(stop_flag.value) or terminated or os.getppid() != parent_pid
 
-        status, text, trace = perform(message, report, should_stop)
+        status, text, trace = counted(perform, message, report, should_stop)
         try:
             conn.send(("end", run_id, status, text, trace))
         except (OSError, ValueError):
