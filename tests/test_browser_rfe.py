@@ -34,6 +34,7 @@ def test_run_a_small_selection_see_the_curves_and_export(page, app_server):
     page.screenshot(path=str(SHOTS / "rfe-results.png"), full_page=True)
 
     page.get_by_role("tab", name="Export").click()
+    wait_for_app(page)  # the tab change reruns the page: its download button is a new one (built on its click)
     with page.expect_download(timeout=180_000) as download:  # the ZIP is built on the click
         page.get_by_role("button", name="Download ZIP").click()
     assert "bundle.json" in zipfile.ZipFile(download.value.path()).namelist()
