@@ -599,6 +599,30 @@ _AUDIO_MODELS = ("rnn", "lstm", "tcn", "transformer")
 _ALL_FORMULAS = tuple(str(i) for i in range(1, 16))
 _RFE_FORMULAS = ("11", "12", "13", "14", "15")
 
+
+def _vision_grids(settings: tuple[str, ...], paper_reduces: str) -> dict[str, Grid]:
+    """Tables 2 and 3: the same scales, on the random- (2) or structured-background (3) conditions."""
+    return {
+        "quick": Grid(
+            models=("compact_cnn",),
+            settings=settings,
+            preset="demo",
+            reduces="the compact CNN instead of the paper's 8 architectures (so no paper row: they need the demo "
+            "scale or a GPU) at the demo preset (10,000 images, 10 epochs, 200 attributed), 1 seed; seed 0 of "
+            "every condition ships with the package and loads at once, other seeds train for minutes each",
+        ),
+        "demo": Grid(
+            models=("compact_cnn", "resnet18"),
+            settings=settings,
+            preset="demo",
+            reduces="2 of the 8 architectures (compact CNN, ResNet18), the demo preset (10,000 images, 10 epochs), 1 seed",
+        ),
+        "paper": Grid(
+            seeds=PAPER_SEEDS, models=_VISION_MODELS, settings=settings, preset="paper", reduces=paper_reduces
+        ),
+    }
+
+
 GRIDS: dict[str, dict[str, Grid]] = {
     "figure4": {
         "quick": Grid(
@@ -678,52 +702,13 @@ GRIDS: dict[str, dict[str, Grid]] = {
         ),
         "paper": Grid(seeds=(42,), formulas=_RFE_FORMULAS, reduces="nothing: the paper's protocol, seed 42"),
     },
-    "table2": {
-        "quick": Grid(
-            models=("compact_cnn",),
-            settings=("RBFP", "RBRP"),
-            preset="demo",
-            reduces="the compact CNN instead of the paper's 8 architectures (so no paper row: they need the demo "
-            "scale or a GPU) at the demo preset (10,000 images, 10 epochs, 200 attributed), 1 seed; seed 0 of "
-            "every condition ships with the package and loads at once, other seeds train for minutes each",
-        ),
-        "demo": Grid(
-            models=("compact_cnn", "resnet18"),
-            settings=("RBFP", "RBRP"),
-            preset="demo",
-            reduces="2 of the 8 architectures (compact CNN, ResNet18), the demo preset (10,000 images, 10 epochs), 1 seed",
-        ),
-        "paper": Grid(
-            seeds=PAPER_SEEDS,
-            models=_VISION_MODELS,
-            settings=("RBFP", "RBRP"),
-            preset="paper",
-            reduces="nothing but the foreground (procedural shapes for CIFAR-10 unless data_root is given)",
-        ),
-    },
-    "table3": {
-        "quick": Grid(
-            models=("compact_cnn",),
-            settings=("SBFP", "SBRP"),
-            preset="demo",
-            reduces="the compact CNN instead of the paper's 8 architectures (so no paper row: they need the demo "
-            "scale or a GPU) at the demo preset (10,000 images, 10 epochs, 200 attributed), 1 seed; seed 0 of "
-            "every condition ships with the package and loads at once, other seeds train for minutes each",
-        ),
-        "demo": Grid(
-            models=("compact_cnn", "resnet18"),
-            settings=("SBFP", "SBRP"),
-            preset="demo",
-            reduces="2 of the 8 architectures (compact CNN, ResNet18), the demo preset (10,000 images, 10 epochs), 1 seed",
-        ),
-        "paper": Grid(
-            seeds=PAPER_SEEDS,
-            models=_VISION_MODELS,
-            settings=("SBFP", "SBRP"),
-            preset="paper",
-            reduces="nothing but the data (offline photo + fractal backgrounds for Flowers102 unless data_root is given)",
-        ),
-    },
+    "table2": _vision_grids(
+        ("RBFP", "RBRP"), "nothing but the foreground (procedural shapes for CIFAR-10 unless data_root is given)"
+    ),
+    "table3": _vision_grids(
+        ("SBFP", "SBRP"),
+        "nothing but the data (offline photo + fractal backgrounds for Flowers102 unless data_root is given)",
+    ),
     "table4": {
         "quick": Grid(
             models=("tcn",),
