@@ -14,6 +14,7 @@ and Debian's chromium; nothing leaves 127.0.0.1, and the run stops by itself aft
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import statistics
@@ -40,9 +41,19 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _results(cache: Path, kind: str) -> int:
+def _results(cache: Path, kind: str, since: float) -> int:
+    """Results of ``kind`` computed since ``since`` (shipped demo entries seeded into the cache carry their
+    original creation time and do not count)."""
     d = cache / kind
-    return sum(1 for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else 0
+    n = 0
+    for p in d.iterdir() if d.is_dir() else ():
+        try:
+            created = json.loads((p / "manifest.json").read_text())["created"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) >= since - 1:
+            n += 1
+    return n
 
 
 def _settle_seconds(browser, url: str) -> float:
@@ -113,7 +124,7 @@ def main() -> int:
 
     threading.Thread(target=sample, daemon=True).start()
     home, sym = [], []
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), time.time()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
@@ -141,14 +152,14 @@ def main() -> int:
             submitted = time.perf_counter()
             total = args.sessions + args.vision
             while time.perf_counter() - t0 < args.timeout:
-                done = _results(cache, "symbolic-result") + _results(cache, "vision-result")
+                done = _results(cache, "symbolic-result", started_at) + _results(cache, "vision-result", started_at)
                 home.append(_settle_seconds(browser, url))
                 sym.append(_settle_seconds(browser, url + "/Symbolic_functions"))
                 if done >= total:
                     break
                 time.sleep(args.probe_every)
             wall = time.perf_counter() - submitted
-            done = _results(cache, "symbolic-result") + _results(cache, "vision-result")
+            done = _results(cache, "symbolic-result", started_at) + _results(cache, "vision-result", started_at)
             for ctx in students:
                 ctx.close()
             browser.close()
