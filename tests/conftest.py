@@ -187,7 +187,15 @@ def wait_for_app(page, timeout: float = 60_000) -> None:
     )
 
 
-APP_TITLES = ("Home", "Symbolic functions", "Vision", "Audio", "Feature selection", "Evaluate the evaluators", "Results")
+APP_TITLES = (
+    "Home",
+    "Symbolic functions",
+    "Vision",
+    "Audio",
+    "Feature selection",
+    "Evaluate the evaluators",
+    "Results",
+)
 
 
 def expect_app_navigation(page, timeout: float = 60_000) -> None:
