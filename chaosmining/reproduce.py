@@ -436,7 +436,11 @@ _VISION_CONDITIONS = {
 }
 
 
-def _vision_cells(grid: Grid, device: str) -> list[Cell]:
+def _classifier_cells(
+    grid: Grid, device: str, kind: str, config_type: Any, eval_type: Any, samples_field: str
+) -> list[Cell]:
+    """Tables 2-4: one run per model, noise condition and seed (vision and audio differ only in their configs
+    and in the setting ``grid.samples`` sizes)."""
     cells = []
     for model in grid.models:
         for setting in grid.settings:
@@ -444,32 +448,20 @@ def _vision_cells(grid: Grid, device: str) -> list[Cell]:
             for seed in grid.seeds:
                 data = {"background": background, "position": position, **dict(grid.data)}
                 if grid.samples is not None:
-                    data["train_size"] = grid.samples
+                    data[samples_field] = grid.samples
                 train = {"epochs": grid.epochs} if grid.epochs is not None else None
-                cfg = VisionConfig.from_preset(grid.preset, model=model, seed=seed, train=train, **data)
-                ev = VisionEvalConfig.for_preset(
-                    grid.preset, **({"samples": grid.eval_samples} if grid.eval_samples else {})
-                )
-                cells.append(Cell(f"{model} {setting} seed {seed}", RunSpec("vision", cfg, ev, device), {"seed": seed}))
+                cfg = config_type.from_preset(grid.preset, model=model, seed=seed, train=train, **data)
+                ev = eval_type.for_preset(grid.preset, **({"samples": grid.eval_samples} if grid.eval_samples else {}))
+                cells.append(Cell(f"{model} {setting} seed {seed}", RunSpec(kind, cfg, ev, device), {"seed": seed}))
     return cells
+
+
+def _vision_cells(grid: Grid, device: str) -> list[Cell]:
+    return _classifier_cells(grid, device, "vision", VisionConfig, VisionEvalConfig, "train_size")
 
 
 def _audio_cells(grid: Grid, device: str) -> list[Cell]:
-    cells = []
-    for model in grid.models:
-        for setting in grid.settings:
-            background, position = _VISION_CONDITIONS[setting]
-            for seed in grid.seeds:
-                data = {"background": background, "position": position, **dict(grid.data)}
-                if grid.samples is not None:
-                    data["train_per_class"] = grid.samples
-                train = {"epochs": grid.epochs} if grid.epochs is not None else None
-                cfg = AudioConfig.from_preset(grid.preset, model=model, seed=seed, train=train, **data)
-                ev = AudioEvalConfig.for_preset(
-                    grid.preset, **({"samples": grid.eval_samples} if grid.eval_samples else {})
-                )
-                cells.append(Cell(f"{model} {setting} seed {seed}", RunSpec("audio", cfg, ev, device), {"seed": seed}))
-    return cells
+    return _classifier_cells(grid, device, "audio", AudioConfig, AudioEvalConfig, "train_per_class")
 
 
 def _accuracy_percent(result: Any) -> list[dict[str, Any]]:
