@@ -30,9 +30,19 @@ from .executor import Executor, RunHandle
 from .spec import env_int
 from .worker import local_worker_main
 
-__all__ = ["LocalBackend", "WORKERS_ENV", "default_workers"]
+__all__ = ["LocalBackend", "NICE_ENV", "WORKERS_ENV", "default_workers", "worker_nice"]
 
 WORKERS_ENV = "CHAOSMINING_WORKERS"
+NICE_ENV = "CHAOSMINING_WORKER_NICE"
+
+
+def worker_nice() -> int:
+    """``CHAOSMINING_WORKER_NICE`` (0-19), else 10: how much lower than the server the workers' CPU priority is.
+
+    Runs take all the CPU the server leaves, but a page the server is drawing goes first, so a class's
+    fresh visitors are answered while every core trains (measured by ``bench/bench_classroom.py``).
+    """
+    return min(19, env_int(NICE_ENV, 10, low=0))
 
 
 def default_workers() -> int:
@@ -153,7 +163,7 @@ class LocalBackend:
         flag = self._ctx.Value("b", 0, lock=False)
         process = self._ctx.Process(
             target=local_worker_main,
-            args=(child, flag, os.getpid(), self._busy, self.capacity * self.threads),
+            args=(child, flag, os.getpid(), self._busy, self.capacity * self.threads, worker_nice()),
             name="chaosmining-worker",
             daemon=False,
         )  # not daemonic: a run may start its own data-loading processes (GPU runs); shutdown ends workers

@@ -9,6 +9,7 @@ and ``should_stop``. It returns one of ``("done", None, None)``, ``("cancelled",
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -73,16 +74,22 @@ def perform(
         tempfile.tempdir = None
 
 
-def local_worker_main(conn: Connection, stop_flag: Any, parent_pid: int, busy: Any = None, cores: int = 1) -> None:
+def local_worker_main(
+    conn: Connection, stop_flag: Any, parent_pid: int, busy: Any = None, cores: int = 1, nice: int = 0
+) -> None:
     """A local worker process: take runs from ``conn`` one at a time until told to exit.
 
     Messages to the driver: ``("event", run_id, dict)`` while a run reports progress, then
     ``("end", run_id, status, message, trace)``. ``busy`` counts the backend's running runs: when fewer
     runs than cores remain (the tail of a sweep), a run takes a share of the idle cores
     (:func:`chaosmining.runtime.lend_idle_cores`, called by the trainers every few epochs). Ctrl-C in the terminal reaches the whole process group:
-    workers ignore it and let the driver decide; SIGTERM asks the current run to stop.
+    workers ignore it and let the driver decide; SIGTERM asks the current run to stop. ``nice`` lowers the
+    worker's CPU priority below the server's (:func:`chaosmining.runs.local.worker_nice`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     terminated = False
 
     def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal's signature
