@@ -8,7 +8,7 @@ import streamlit as st
 
 from chaosmining.errors import PluginError
 from chaosmining.plugins import load_plugins
-from ui.common import device_badge, get_cache, jobs, setup_page
+from ui.common import cache_summary, device_badge, get_cache, jobs, setup_page
 
 try:  # $CHAOSMINING_PLUGINS and installed entry points: code chosen by whoever started the server
     load_plugins()
@@ -124,7 +124,7 @@ def home() -> None:
         st.caption("Running: " + "; ".join(j.description for j in running))
 
     cache = get_cache()
-    summary = cache.summary()
+    summary = cache_summary(str(cache.root))
     st.write(f"Cache folder: `{cache.root}`")
     if summary:
         st.dataframe(

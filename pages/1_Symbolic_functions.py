@@ -24,6 +24,7 @@ from ui.common import (
     init_defaults,
     job_notice,
     jobs,
+    live_figure,
     method_params_widgets,
     other_jobs,
     persist,
@@ -245,13 +246,21 @@ def render_progress(snap: Any) -> None:
         floor = snap.payload.get("floor")
         c1, c2 = st.columns(2)
         c1.plotly_chart(
-            viz.fprec_curve([e["epoch"] for e in fp_events], curves, floor, "Live FPrec while training", total),
+            live_figure(
+                snap,
+                "fprec",
+                lambda: viz.fprec_curve(
+                    [e["epoch"] for e in fp_events], curves, floor, "Live FPrec while training", total
+                ),
+            ),
             key=f"live_fprec_{snap.id}_{len(fp_events)}",
         )
         losses = [(e["epoch"], e["loss"]) for e in snap.events if "loss" in e]
         if losses:
             c2.plotly_chart(
-                viz.loss_curve([a for a, _ in losses], [b for _, b in losses], total),
+                live_figure(
+                    snap, "loss", lambda: viz.loss_curve([a for a, _ in losses], [b for _, b in losses], total)
+                ),
                 key=f"live_loss_{snap.id}_{len(losses)}",
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,13 @@ def get_cache() -> Cache:
     cache = Cache()
     cache.sweep()
     return cache
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def cache_summary(root: str) -> dict[str, dict[str, int]]:
+    """The cache's entries and bytes per kind, recounted at most every 30 s (the home page shows it to every
+    visitor; walking a class's cache on each visit would slow every page down)."""
+    return Cache(root).summary()
 
 
 def jobs() -> Executor:
@@ -277,6 +285,30 @@ def watch_interval(base: float) -> float:
     that a class's open pages do not starve the server (and the runs they watch) of CPU."""
     watchers = sum(len(h.watchers) for h in jobs().active())
     return float(min(5.0, max(base, 0.25 * watchers)))
+
+
+_LIVE_FIGURES: dict[tuple[str, str], tuple[int, go.Figure]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_figure(snap: RunSnapshot, name: str, build: Callable[[], go.Figure]) -> go.Figure:
+    """Progress figure ``name`` of a running run, built again only when the run has reported something new.
+
+    Shared by every session watching the run (two students with the same settings watch one run), and
+    kept for the most recent runs only. Building a Plotly figure costs far more than sending it, so a
+    panel polled between two events costs the server almost nothing.
+    """
+    key = (snap.id, name)
+    with _LIVE_LOCK:
+        hit = _LIVE_FIGURES.get(key)
+    if hit is not None and hit[0] == snap.version:
+        return hit[1]
+    fig = build()
+    with _LIVE_LOCK:
+        _LIVE_FIGURES[key] = (snap.version, fig)
+        while len(_LIVE_FIGURES) > 64:
+            _LIVE_FIGURES.pop(next(iter(_LIVE_FIGURES)))
+    return fig
 
 
 def _queued_caption(snap: RunSnapshot) -> str:

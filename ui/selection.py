@@ -27,7 +27,7 @@ from chaosmining.runs import RunSnapshot, RunSpec
 from chaosmining.sandbox import resolve_user_path
 from chaosmining.selection import get_selector
 from chaosmining.uploads import store_upload
-from ui.common import get_cache, jobs, submit_run
+from ui.common import get_cache, jobs, live_figure, submit_run
 
 __all__ = [
     "TaskPreview",
@@ -170,13 +170,21 @@ def render_progress(snap: RunSnapshot) -> None:
                 precision_curves[e["selector"]][1].append(e["precision"])
         c1, c2 = st.columns(2)
         c1.plotly_chart(
-            viz.selection_curves(error_curves, title="Test error so far", y_title="test error"),
+            live_figure(
+                snap,
+                "error",
+                lambda: viz.selection_curves(error_curves, title="Test error so far", y_title="test error"),
+            ),
             key=f"live_err_{snap.id}_{len(rounds)}",
         )
         if precision_curves:
             c2.plotly_chart(
-                viz.selection_curves(
-                    precision_curves, title="Precision so far", y_title="precision", y_range=[0, 1.05]
+                live_figure(
+                    snap,
+                    "precision",
+                    lambda: viz.selection_curves(
+                        precision_curves, title="Precision so far", y_title="precision", y_range=[0, 1.05]
+                    ),
                 ),
                 key=f"live_prec_{snap.id}_{len(rounds)}",
             )
