@@ -28,6 +28,7 @@ from .experiments.symbolic_group import (
 )
 from .runs import Executor, RunHandle, RunSpec
 from .runs.spec import WORKER_BASE_BYTES
+from .runtime import resolve_device
 
 __all__ = ["plan_groups", "group_limits", "train_in_groups", "use_batching"]
 
@@ -44,8 +45,10 @@ def group_limits(executor: Executor | None, device: str = "auto") -> tuple[int, 
         return 1, None
     parts = max(1, executor.capacity)
     budget = (executor.memory_budget - executor.capacity * WORKER_BASE_BYTES) // parts
-    if batched_by_default(device) and torch.cuda.is_available():
-        budget = min(budget, torch.cuda.get_device_properties(0).total_memory // (2 * parts))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        budget = min(budget, torch.cuda.get_device_properties(index).total_memory // (2 * parts))
     return parts, max(1, int(budget))
 
 

@@ -26,7 +26,9 @@ from chaosmining.experiments.symbolic_group import (
 )
 from chaosmining.grouping import plan_groups
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig, init_mlp_parameters
-from chaosmining.runs import Executor, LocalBackend, RunSpec
+from chaosmining.results import ResultsStore, default_results_root
+from chaosmining.runs import RunSpec, make_executor
+from chaosmining.runs.factory import _RECORDER
 from chaosmining.sweep import SweepConfig, run_sweep
 from chaosmining.training import TrainConfig, mlp_loss_and_grads, train_mlp
 
@@ -166,7 +168,7 @@ def test_a_group_scores_each_member_as_a_plain_run(tmp_path):
 
 @pytest.fixture
 def executor(tmp_path):
-    ex = Executor(LocalBackend(1, threads=1), Cache(tmp_path / "cache"), memory_budget=4 * GB)
+    ex = make_executor("local", cache=Cache(tmp_path / "cache"), workers=1, memory_budget=4 * GB)  # with the store
     yield ex
     ex.shutdown(grace=5)
 
@@ -187,6 +189,9 @@ def test_a_group_run_writes_entries_a_plain_symbolic_run_answers_from(executor):
         plain = executor.submit(spec)
         assert plain.cached and plain.result().fprec == group_result.results[i].fprec
     assert executor.submit(groups[0]).cached  # every member cached: the group itself is answered at once
+    _RECORDER.submit(lambda: None).result(timeout=60)  # the store is written on the driver's recorder thread
+    runs = ResultsStore(default_results_root(cache.root)).runs()
+    assert sorted(runs["kind"]) == ["symbolic-result"] * 2 and len(set(runs["run_key"])) == 2
 
 
 def test_a_batched_sweep_trains_in_groups_and_reports_its_cells_as_trained(executor):
