@@ -30,10 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from chaosmining.batched import _train_macs, train_mlps  # noqa: E402
+from chaosmining.batched import step_macs, train_mlps  # noqa: E402
 from chaosmining.data.symbolic import SymbolicDataConfig, make_symbolic_data  # noqa: E402
 from chaosmining.models.mlp import MLPConfig  # noqa: E402
 from chaosmining.runtime import configure_threads, resolve_device, synchronize  # noqa: E402
@@ -74,7 +73,7 @@ def paper_grid_flops() -> tuple[int, float]:
     total, cells = 0.0, {}
     for cell in plan("figure4", "paper", device="cpu"):
         c = cell.spec.config
-        cells[c.config_hash] = 2.0 * c.train.epochs * _train_macs(c.data.n_features, c.n_train_rows, c.model)
+        cells[c.config_hash] = 2.0 * c.train.epochs * step_macs(c.data.n_features, c.n_train_rows, c.model)
     total = sum(cells.values())
     return len(cells), total
 
@@ -82,7 +81,9 @@ def paper_grid_flops() -> tuple[int, float]:
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=int, default=16)
-    p.add_argument("--unbatched", type=int, default=4, help="how many of them to train one at a time (rate extrapolated)")
+    p.add_argument(
+        "--unbatched", type=int, default=4, help="how many of them to train one at a time (rate extrapolated)"
+    )
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--samples", type=int, default=2000, help="rows per dataset before the 80/20 split (paper: 10,000)")
     p.add_argument("--noise-features", type=int, default=100)
@@ -102,7 +103,7 @@ def main() -> dict:
     sets = [make_symbolic_data(data, seed) for seed in range(a.models)]
     Xs, ys = [s.X_train for s in sets], [s.y_train for s in sets]
     n, d = Xs[0].shape
-    flops_per_model = 2.0 * a.epochs * _train_macs(d, n, model)
+    flops_per_model = 2.0 * a.epochs * step_macs(d, n, model)
 
     warm = TrainConfig(epochs=2)  # first calls load the compiled kernels and warm the allocator: not timed
     train_mlp(Xs[0], ys[0], model, warm, seed=0, device=device)
@@ -126,7 +127,7 @@ def main() -> dict:
     batched_rate = a.models / batched_s
     batched_flops = a.models * flops_per_model / batched_s
     unbatched_flops = k * flops_per_model / unbatched_s
-    paper_model_flops = 2.0 * PAPER_EPOCHS * _train_macs(101, 8000, MLPConfig())
+    paper_model_flops = 2.0 * PAPER_EPOCHS * step_macs(101, 8000, MLPConfig())
     grid_cells, grid_flops = paper_grid_flops()
     result = {
         "machine": machine(device),

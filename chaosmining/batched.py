@@ -60,6 +60,7 @@ __all__ = [
     "batched_loss_and_grads",
     "batched_by_default",
     "member_bytes",
+    "step_macs",
 ]
 
 
@@ -110,7 +111,7 @@ def member_bytes(n_inputs: int, rows: int, model: MLPConfig) -> int:
     return int(activations + weights)
 
 
-def _train_macs(n_inputs: int, rows: int, model: MLPConfig) -> int:
+def step_macs(n_inputs: int, rows: int, model: MLPConfig) -> int:
     """Multiply-accumulates of one training step over ``rows`` rows: forward, and backward for the
     weights' and the hidden activations' gradients (the input gradient is not needed)."""
     w = model.width
@@ -334,5 +335,5 @@ def train_mlps(
         seconds=seconds,
         device=str(device),
         steps=steps,
-        macs=float(K) * epochs * _train_macs(d, n, model_config),
+        macs=float(K) * epochs * step_macs(d, n, model_config),
     )

@@ -10,7 +10,6 @@ batching can only save time, never lose a cell. Batching is on by default on CUD
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 
@@ -63,16 +62,16 @@ def plan_groups(
     train at once) and so that each fits in ``max_bytes`` (:meth:`SymbolicGroup.estimated_bytes`).
     """
     todo: dict[tuple[str, str], list[tuple[SymbolicConfig, EvalConfig]]] = {}
+    seen: set[str] = set()
     for spec in specs:
-        if spec.kind != "symbolic":
+        if spec.kind != "symbolic" or spec.key in seen:
             continue
+        seen.add(spec.key)
         c, e = spec.config, spec.eval
         key = batch_key(c)
         if key is None or cache.has(RESULT_KIND, _result_key(c, e)) or cache.has(MODEL_KIND, c.config_hash):
             continue
-        members = todo.setdefault((spec.device, key), [])
-        if (c, e) not in members:
-            members.append((c, e))
+        todo.setdefault((spec.device, key), []).append((c, e))
     out = []
     for (device, _), members in todo.items():
         configs = list({c.config_hash: c for c, _ in members}.values())
@@ -100,8 +99,9 @@ def train_in_groups(
     """Train the uncached, batchable ``symbolic`` cells among ``specs`` as group runs and wait for them.
 
     Returns the run keys of the cells the groups finished (their results are then cached, so a caller can
-    tell them from cells that were cached before). A failed group is not an error here: its cells run
-    alone afterwards. Stop stops the groups and raises :class:`JobCancelled`.
+    tell them from cells that were cached before). A group that failed or was stopped elsewhere is not an
+    error here: its cells run alone afterwards. Stop (``should_stop``) stops the groups and raises
+    :class:`JobCancelled`.
     """
     parts, max_bytes = group_limits(executor, specs[0].device if specs else "auto")
     groups = plan_groups(specs, cache, parts=parts, max_bytes=max_bytes)
@@ -112,21 +112,26 @@ def train_in_groups(
     handles = [submit(g) for g in groups]
     members = sum(len(g.config.configs) for g in groups)
     stage = f"training {members} models in {len(groups)} batched groups"
-    if report:
-        report(stage=stage, done=0, total=len(groups))
-    finished = 0
+    finished, shown = 0, None
     while finished < len(handles):
         if should_stop is not None and should_stop():
             for h in handles:
                 if not h.done:
                     h.stop()
             raise JobCancelled(f"Stopped by the user while training in groups ({finished} of {len(handles)} done).")
-        now = sum(1 for h in handles if h.done)
-        if now != finished and report:
-            report(stage=stage, done=now, total=len(groups))
-        finished = now
+        finished = sum(1 for h in handles if h.done)
+        if report:
+            # the group furthest behind stands for all (its members train in lockstep, one step per epoch)
+            snaps = [h.snapshot() for h in handles if not h.done]
+            progress = [(s.latest("epoch"), s.latest("epochs")) for s in snaps]
+            progress = [(e, n) for e, n in progress if e is not None and n]
+            event = {"stage": stage, "done": finished, "total": len(groups)}
+            if progress:
+                epoch, epochs = min(progress, key=lambda p: p[0] / p[1])
+                event |= {"epoch": epoch, "epochs": epochs}
+            if event != shown:
+                report(**event)
+                shown = event
         if finished < len(handles):
             next(h for h in handles if not h.done).wait(0.25)
-    if any(h.status == "cancelled" for h in handles):
-        raise JobCancelled("A batched group was stopped.")
     return {key for key, spec in grouped.items() if cache.has(RESULT_KIND, _result_key(spec.config, spec.eval))}

@@ -24,9 +24,9 @@ from chaosmining.experiments.symbolic_group import (
     group_configs,
     run_symbolic_group,
 )
-from chaosmining.grouping import plan_groups
+from chaosmining.grouping import plan_groups, use_batching
 from chaosmining.models.mlp import ACTIVATIONS, MLPConfig, init_mlp_parameters
-from chaosmining.results import ResultsStore, default_results_root
+from chaosmining.results import ResultsStore, default_results_root, run_key_for
 from chaosmining.runs import RunSpec, make_executor
 from chaosmining.runs.factory import _RECORDER
 from chaosmining.sweep import SweepConfig, run_sweep
@@ -166,9 +166,11 @@ def test_a_group_scores_each_member_as_a_plain_run(tmp_path):
         assert got.loss_epochs == alone.loss_epochs and got.curve_epochs == alone.curve_epochs
 
 
-@pytest.fixture
-def executor(tmp_path):
-    ex = make_executor("local", cache=Cache(tmp_path / "cache"), workers=1, memory_budget=4 * GB)  # with the store
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory):
+    """One worker for the module's run-layer tests (its start is most of their time); their cells differ."""
+    cache = Cache(tmp_path_factory.mktemp("batched") / "cache")
+    ex = make_executor("local", cache=cache, workers=1, memory_budget=4 * GB)  # with the results store
     yield ex
     ex.shutdown(grace=5)
 
@@ -183,7 +185,7 @@ def test_a_group_run_writes_entries_a_plain_symbolic_run_answers_from(executor):
     h = executor.submit(groups[0])
     group_result = h.result(timeout=300)
     assert h.status == "done" and not group_result.errors
-    assert cache.has(GROUP_KIND, groups[0].config.config_hash)
+    assert cache.has(GROUP_KIND, groups[0].config.config_hash) and group_result.trained == 2
     for i, spec in enumerate(specs[:2]):
         assert cache.has(MODEL_KIND, spec.config.config_hash) and cache.has(RESULT_KIND, spec.key.split(":", 1)[1])
         plain = executor.submit(spec)
@@ -191,14 +193,17 @@ def test_a_group_run_writes_entries_a_plain_symbolic_run_answers_from(executor):
     assert executor.submit(groups[0]).cached  # every member cached: the group itself is answered at once
     _RECORDER.submit(lambda: None).result(timeout=60)  # the store is written on the driver's recorder thread
     runs = ResultsStore(default_results_root(cache.root)).runs()
-    assert sorted(runs["kind"]) == ["symbolic-result"] * 2 and len(set(runs["run_key"])) == 2
+    recorded = {run_key_for(RESULT_KIND, {"model": c, "eval": EV}) for c in configs}
+    mine = runs[runs["run_key"].isin(recorded)]  # the two members, as plain symbolic results (not the third)
+    assert sorted(mine["kind"]) == ["symbolic-result"] * 2 and len(set(mine["run_key"])) == 2
 
 
 def test_a_batched_sweep_trains_in_groups_and_reports_its_cells_as_trained(executor):
     cfg = SweepConfig(base=_cfg(), factor="label_noise", values=(0.0, 0.05), seeds=(0, 1), eval=EV)
     events = []
+    groups_before = len(executor.cache.entries(GROUP_KIND))
     batched = run_sweep(cfg, executor=executor, device="cpu", batched=True, report=lambda **e: events.append(e))
-    assert len(executor.cache.entries(GROUP_KIND)) == 1 and not any(c.cached for c in batched.cells)
+    assert len(executor.cache.entries(GROUP_KIND)) == groups_before + 1 and not any(c.cached for c in batched.cells)
     assert any("4 models in 1 batched groups" in str(e.get("stage")) for e in events)
     again = run_sweep(cfg, executor=executor, device="cpu", batched=True)
     assert all(c.cached for c in again.cells) and [c.fprec for c in again.cells] == [c.fprec for c in batched.cells]
@@ -216,7 +221,18 @@ def test_reproduce_batched_groups_the_figure4_cells_and_tabulates_them(executor,
         reduces="a test grid",
     )
     monkeypatch.setitem(R.GRIDS, "figure4", {**R.GRIDS["figure4"], "quick": tiny})
+    groups_before = len(executor.cache.entries(GROUP_KIND))
     rep = R.reproduce("figure4", "quick", executor=executor, device="cpu", batched=True)
     assert rep.cells == 4 and rep.cached == 0 and not rep.failed
-    assert len(executor.cache.entries(GROUP_KIND)) == 1
+    assert len(executor.cache.entries(GROUP_KIND)) == groups_before + 1
     assert set(rep.table["level"]) == {"0", "0.16"}
+
+
+def test_reproduce_and_sweep_take_batched_on_off_or_the_device_default():
+    from chaosmining.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["reproduce", "figure4"]).batched is None  # the default: on CUDA only
+    assert p.parse_args(["reproduce", "figure4", "--batched"]).batched is True
+    assert p.parse_args(["sweep", "--factor", "depth", "--no-batched"]).batched is False
+    assert use_batching(None, "cpu") is False and use_batching(True, "cpu") is True
