@@ -99,8 +99,10 @@ class BatchedTraining:
 def batched_by_default(device: str | torch.device = "auto") -> bool:
     """Whether sweeps and reproductions batch their trainings unless told: on CUDA, yes; on a CPU, no
     (there the compiled single-model step is faster per model than PyTorch's batched products)."""
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    return dev.type == "cuda"
+    if isinstance(device, torch.device):
+        return device.type == "cuda"
+    # an explicit 'cuda' is taken at its word (a Ray driver may have no GPU of its own); 'auto' asks this machine
+    return device.startswith("cuda") or (device == "auto" and resolve_device(device).type == "cuda")
 
 
 def member_bytes(n_inputs: int, rows: int, model: MLPConfig) -> int:

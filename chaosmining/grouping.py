@@ -44,8 +44,8 @@ def group_limits(executor: Executor | None, device: str = "auto") -> tuple[int, 
         return 1, None
     parts = max(1, executor.capacity)
     budget = (executor.memory_budget - executor.capacity * WORKER_BASE_BYTES) // parts
-    dev = resolve_device(device)
-    if dev.type == "cuda":
+    dev = torch.device(device) if device != "auto" else resolve_device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():  # a Ray driver may see no GPU: the host budget then
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         budget = min(budget, torch.cuda.get_device_properties(index).total_memory // (2 * parts))
     return parts, max(1, int(budget))
