@@ -242,3 +242,41 @@ def test_reproduce_and_sweep_take_batched_on_off_or_the_device_default():
     assert p.parse_args(["reproduce", "figure4", "--batched"]).batched is True
     assert p.parse_args(["sweep", "--factor", "depth", "--no-batched"]).batched is False
     assert use_batching(None, "cpu") is False and use_batching(True, "cpu") is True
+
+
+# --- on a GPU (skipped without one): the same equivalences on CUDA; bench/gpu_check.sh runs them --------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.fixture
+def full_fp32():
+    """True float32 products on the GPU (no TF32), as train_mlp and the fp32 bound use."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+@cuda
+def test_batched_training_on_the_gpu_gives_train_mlps_gpu_networks(full_fp32):
+    Xs, ys = _data(3)
+    model = MLPConfig(width=16, depth=3, dropout=0.2)
+    train = TrainConfig(epochs=20, lr=1e-2, batch_size=32, snapshots=3)
+    out = train_mlps(Xs, ys, model, train, seeds=[0, 5, 9], device="cuda")
+    assert out.device == "cuda"
+    for k, seed in enumerate([0, 5, 9]):  # the same CUDA generators per member: mini-batches and masks agree
+        alone = train_mlp(Xs[k], ys[k], model, train, seed=seed, device="cuda")
+        assert _max_diff(out.model(k).params, alone.params) < 1e-4
+
+
+@cuda
+def test_a_group_on_the_gpu_scores_each_member_as_a_plain_gpu_run(tmp_path, full_fp32):
+    configs = [_cfg(seed=0), _cfg(formula="2", seed=1)]
+    out = run_symbolic_group(
+        SymbolicGroup(members=tuple((c, EV) for c in configs)), cache=Cache(tmp_path / "a"), device="cuda"
+    )
+    assert out.device.startswith("cuda") and not out.errors
+    for i, c in enumerate(configs):
+        alone = run_symbolic(c, EV, cache=Cache(tmp_path / "b"), device="cuda")
+        assert out.results[i].fprec == pytest.approx(alone.fprec, abs=1e-3)
