@@ -3,7 +3,8 @@
 #
 #   bench/gpu_check.sh [OUTDIR]
 #
-# 1. tests/test_gpu.py: the CUDA path against the CPU (every attribution method, each modality, RFE, CLI);
+# 1. tests/test_gpu.py: the CUDA path against the CPU (every attribution method, each modality, RFE, CLI), and
+#    batched training against one model at a time on CUDA (tests/test_batched.py -k gpu, bench/bench_batched.py);
 # 2. the library tests with CHAOSMINING_DEVICE=cuda, so that 'auto' trains on the GPU everywhere (the page
 #    and browser tests, which need Streamlit and Chromium, are left out);
 # 3. timings on the GPU: one formula at the paper's default, the Figure 4 cell, vision and audio training and
@@ -36,7 +37,10 @@ step() { # name limit command...: run with a time limit, keep the log, show its 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, torch.cuda.get_device_name(0), torch.cuda.is_available())'
 
-step gpu_tests 120 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
+step gpu_tests 120 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_batched.py -k "gpu"
+# batched training of many same-shape MLPs (issue 14): models/s both ways, share of the fp32 bound, Figure 4 estimate
+TAIL=12 step bench_batched ${BATCHED_LIMIT:-120} $PY bench/bench_batched.py --device cuda --models 512 --epochs 200 \
+  --samples 10000 --unbatched 2
 TAIL=60 step bench_small 150 bash -c "
   $PY bench/bench_symbolic.py bound --device cuda --repeats 2 | grep -E 'run |ours_over|median_ours|median_autograd|machine';
   $PY bench/bench_symbolic.py figure4 --device cuda | grep -vE '^  *[0-9.]+,?$';

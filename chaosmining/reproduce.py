@@ -37,6 +37,7 @@ from .experiments.audio import AudioConfig, AudioEvalConfig
 from .experiments.rfe import RFEConfig, RFEDataConfig
 from .experiments.symbolic import EvalConfig, SymbolicConfig
 from .experiments.vision import VisionConfig, VisionEvalConfig
+from .grouping import train_in_groups, use_batching
 from .registry import Registry
 from .results import PaperValue, extract, paper_reference
 from .runs import Executor, RunContext, RunSpec, follow
@@ -839,13 +840,29 @@ def tidy_scores(cell: Cell, result: Any, target: Target) -> list[dict[str, Any]]
     return [{**r, **cell.meta} for r in rows]
 
 
-def _run_cells(cells: list[Cell], target: str, scale: str) -> Callable[[RunContext], dict[str, Any]]:
-    """The orchestration: submit every cell as a child run, wait, and gather results or errors per cell."""
+def _run_cells(
+    cells: list[Cell], target: str, scale: str, batched: bool = False
+) -> Callable[[RunContext], dict[str, Any]]:
+    """The orchestration: submit every cell as a child run, wait, and gather results or errors per cell.
+
+    With ``batched``, the uncached symbolic cells that share a network shape train together first, as
+    ``symbolic-group`` runs (:mod:`chaosmining.grouping`); the cells then find their results cached.
+    """
     spec = TARGETS.get(target)
 
     def work(ctx: RunContext) -> dict[str, Any]:
+        fresh: set[str] = set()
+        if batched:
+            fresh = train_in_groups(
+                [c.spec for c in cells],
+                submit=ctx.submit,
+                cache=ctx.executor.cache,
+                executor=ctx.executor,
+                report=ctx.report,
+                should_stop=ctx.should_stop,
+            )
         handles = [(c, ctx.submit(c.spec)) for c in cells]
-        cached = sum(1 for _, h in handles if h.cached)
+        cached = sum(1 for c, h in handles if h.cached and c.spec.key not in fresh)
         stage = f"{target} ({scale}): {len(cells)} runs, {cached} from the cache"
         ctx.report(stage=stage, done=0, total=len(cells))
         finished: set[int] = set()
@@ -879,13 +896,16 @@ def reproduce(
     session: str = "reproduce",
     report: Callable[..., None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    batched: bool | None = None,
 ) -> Reproduction:
     """Run every cell of ``target`` at ``scale`` through ``executor`` and tabulate them beside the paper.
 
     The cells are child runs of one orchestration (so they queue fairly beside other sessions' runs and
     do not count towards a session's queue cap). Cells the cache already has are answered at once (an
     interrupted reproduction resumes); a failed cell is reported in :attr:`Reproduction.failed` and the
-    others still count. ``report`` receives ``stage``/``done``/``total`` as cells finish.
+    others still count. ``report`` receives ``stage``/``done``/``total`` as cells finish. ``batched`` trains
+    the uncached symbolic cells that share a network shape as one batched computation per group (default:
+    on CUDA only; :mod:`chaosmining.grouping`).
 
     Raises
     ------
@@ -901,7 +921,7 @@ def reproduce(
     key = "reproduce:" + stable_hash([target, scale, [c.spec.key for c in cells]])
     handle = executor.orchestrate(
         key,
-        _run_cells(cells, target, scale),
+        _run_cells(cells, target, scale, use_batching(batched, device)),
         kind="reproduce",
         description=f"reproduce {target} ({scale}, {len(cells)} runs)",
         session=session,

@@ -22,6 +22,7 @@ from .config import ConfigBase, to_jsonable
 from .data.formulas import FORMULAS
 from .errors import ChaosMiningError, ConfigError, JobCancelled
 from .experiments.symbolic import EvalConfig, SymbolicConfig
+from .grouping import train_in_groups, use_batching
 from .registry import Registry
 from .runs import Executor, RunHandle, RunSpec, get_executor, make_executor
 from .runs.local import WORKERS_ENV, default_workers
@@ -274,6 +275,7 @@ def run_sweep(
     submit: Callable[[RunSpec], RunHandle] | None = None,
     report: Callable[..., None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    batched: bool | None = None,
 ) -> SweepResult:
     """Run every cell of ``config`` through the run layer (cached cells are loaded, not retrained).
 
@@ -284,9 +286,12 @@ def run_sweep(
     orchestration's ``ctx.submit``) queues the cells under the caller's session instead. ``report``
     receives ``done``/``total`` counts and each finished cell. A diverging cell is recorded with its error
     and the sweep goes on; Stop stops the cells still queued or running, and finished cells stay cached.
+    ``batched`` trains the uncached cells that share a network shape together first
+    (:mod:`chaosmining.grouping`; default: on CUDA only).
     """
     start = time.perf_counter()
     own: Executor | None = None
+    ex: Executor | None = None
     if submit is None:
         if isinstance(executor, Executor):
             ex = executor
@@ -299,7 +304,13 @@ def run_sweep(
     cache = cache or Cache()
     try:
         cells = config.cells()
-        handles = [(value, seed, submit(RunSpec("symbolic", cfg, config.eval, device))) for value, seed, cfg in cells]
+        specs = [RunSpec("symbolic", cfg, config.eval, device) for _, _, cfg in cells]
+        fresh: set[str] = set()  # cells trained by a batched group just now: not "cached" to the user
+        if use_batching(batched, device):
+            fresh = train_in_groups(
+                specs, submit=submit, cache=cache, executor=ex, report=report, should_stop=should_stop
+            )
+        handles = [(value, seed, submit(spec)) for (value, seed, _), spec in zip(cells, specs)]
         total = len(cells)
         results: dict[tuple[Any, int], CellResult] = {}
         if report:
@@ -317,8 +328,8 @@ def run_sweep(
                     continue
                 if h.status == "done":
                     cell = _cell_from_result(value, seed, h.result())
-                    if h.cached:
-                        cell = replace(cell, cached=True)
+                    if h.cached:  # answered from the cache: read before this sweep, or trained by its groups
+                        cell = replace(cell, cached=h.key not in fresh)
                 elif h.status == "cancelled":
                     raise JobCancelled(f"A cell of the sweep was stopped: {h.error}")
                 else:

@@ -44,6 +44,7 @@ __all__ = [
     "PrecisionSpec",
     "PRECISIONS",
     "check_precision",
+    "diverged_error",
     "LossSpec",
     "LOSSES",
     "TrainingMonitor",
@@ -66,6 +67,9 @@ class OptimizerSpec:
     factory: Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]
     reference: str
     native: int | None = None  # the compiled optimizer's code (chaosmining.native.Optimizer), if it has one
+    # Every update is elementwise (no norm or dot product across entries), so one optimizer over K models'
+    # stacked weights is K independent optimizers (chaosmining.batched trains same-shape models together).
+    elementwise: bool = True
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
@@ -384,6 +388,15 @@ class TrainedMLP:
         )
 
 
+def diverged_error(epoch: int, value: float, train_config: TrainConfig) -> TrainingDivergedError:
+    """The error of a training whose loss became ``value`` (NaN or infinite) at ``epoch``."""
+    return TrainingDivergedError(
+        f"Training diverged at epoch {epoch}: the loss became {value}. The 'lr' parameter "
+        f"({train_config.lr:g}) is too large for optimizer {train_config.optimizer!r}; "
+        "lower it (the paper uses 1e-3) or pick another optimizer."
+    )
+
+
 def check_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """The dtype of :data:`PRECISIONS` entry ``precision``, or a ConfigError when ``device`` cannot run it well."""
     dtype = PRECISIONS.get(check_choice(precision, "precision", owner=_OWNER, choices=PRECISIONS.names())).dtype
@@ -493,11 +506,7 @@ def train_mlp(
                 lend_idle_cores()  # in a worker pool: take a share of the cores other workers left idle
                 value = float(epoch_loss)
                 if not math.isfinite(value):
-                    raise TrainingDivergedError(
-                        f"Training diverged at epoch {epoch}: the loss became {value}. The 'lr' parameter "
-                        f"({train_config.lr:g}) is too large for optimizer {train_config.optimizer!r}; "
-                        "lower it (the paper uses 1e-3) or pick another optimizer."
-                    )
+                    raise diverged_error(epoch, value, train_config)
                 loss_epochs.append(epoch)
                 loss_values.append(value)
                 if monitor is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "rerun_model_bundle",
     "add_common_options",
     "add_run_options",
+    "add_batched_option",
 ]
 
 
@@ -189,3 +190,14 @@ def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:
         return execute(RunSpec(kind, config, ev, device), executor=executor, report=report)
 
     return run
+
+
+def add_batched_option(p: argparse.ArgumentParser) -> None:
+    """``--batched``/``--no-batched``: train same-shape symbolic models together (default: on CUDA only)."""
+    p.add_argument(
+        "--batched",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train the symbolic models that share a shape as one batched computation (default: on CUDA, not on "
+        "a CPU, where the compiled one-model step is faster)",
+    )

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..export import write_bundle
 from ..reproduce import SCALES, TARGETS, reproduce
 from ..runs import get_executor
-from .base import COMMANDS, Command, cache_from_args, comma_list
+from .base import COMMANDS, Command, add_batched_option, cache_from_args, comma_list
 from .progress import progress
 
 
@@ -31,6 +31,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help="; ".join(f"{name}: {words}" for name, words in SCALES.items()) + " (default: quick)",
     )
     p.add_argument("--seeds", type=comma_list, default=None, help="comma-separated seeds (default: the scale's)")
+    add_batched_option(p)
 
 
 def _seeds(a: argparse.Namespace) -> tuple[int, ...] | None:
@@ -49,7 +50,9 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
     executor = get_executor(cache_from_args(a), a.executor, workers=a.workers)
     with progress(a, label=f"reproduce {a.target}") as report:
-        rep = reproduce(a.target, a.scale, executor=executor, seeds=_seeds(a), device=a.device, report=report)
+        rep = reproduce(
+            a.target, a.scale, executor=executor, seeds=_seeds(a), device=a.device, report=report, batched=a.batched
+        )
     out = rep.summary()
     if a.export:
         written = write_bundle(

@@ -19,6 +19,7 @@ from ..training import TrainConfig
 from .base import (
     COMMANDS,
     Command,
+    add_batched_option,
     cache_from_args,
     comma_list,
     model_rerun,
@@ -142,6 +143,7 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factor", required=True, choices=FACTORS.names())
     p.add_argument("--values", type=comma_list, default=None, help="comma-separated values (default: the paper's grid)")
     p.add_argument("--seeds", type=comma_list, default=["0"], help="comma-separated seeds")
+    add_batched_option(p)
     _add_symbolic_arguments(p, formula_required=False)
 
 
@@ -167,7 +169,7 @@ def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
     config = _sweep_config(a)
     with progress(a, label="sweep cells") as report:
         ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
-        result = run_sweep(config, executor=ex, device=a.device, report=report)
+        result = run_sweep(config, executor=ex, device=a.device, report=report, batched=a.batched)
     if a.export:
         from ..viz import sweep_curves
 
@@ -199,7 +201,9 @@ def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any
     config = config_from_bundle(sweep_from_dict, bundle.get("config", {}), "sweep")
     with progress(a, label="sweep cells") as report:
         ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
-        return run_sweep(config, executor=ex, device=a.device, report=report).summary()
+        return run_sweep(
+            config, executor=ex, device=a.device, report=report, batched=getattr(a, "batched", None)
+        ).summary()
 
 
 COMMANDS.register(

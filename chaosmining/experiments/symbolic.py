@@ -345,11 +345,13 @@ def train_symbolic_model(
     should_stop: Callable[[], bool] | None = None,
     live_eval: EvalConfig | None = None,
     dataset: SymbolicDataset | None = None,
+    trained: TrainedMLP | None = None,
 ) -> tuple[TrainedMLP, bool, str | None]:
     """The trained model for ``config`` from the cache, or trained now (once) and cached.
 
     Returns ``(model, cached, cache_note)``. With ``live_eval``, each weight snapshot's FPrec is
-    reported as ``report(epoch=..., fprec={method: value})`` while training.
+    reported as ``report(epoch=..., fprec={method: value})`` while training. ``trained`` is a network
+    already trained for ``config`` elsewhere (:mod:`chaosmining.batched`), cached instead of training.
     """
     cache = cache or Cache()
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -361,16 +363,16 @@ def train_symbolic_model(
 
     def build(folder: Path) -> dict[str, Any]:
         monitor = _Monitor(report, should_stop, live, config.train.epochs)
-        trained = train_mlp(
+        model = trained or train_mlp(
             ds.X_train, ds.y_train, config.model, config.train, seed=config.seed, device=dev, monitor=monitor
         )
-        torch.save(trained.state(), folder / "model.pt")
-        return {"train_seconds": trained.seconds, "device": str(dev), "final_loss": float(trained.loss_values[-1])}
+        torch.save(model.state(), folder / "model.pt")
+        return {"train_seconds": model.seconds, "device": model.device, "final_loss": float(model.loss_values[-1])}
 
-    outcome, trained = cache.get_and_read(
+    outcome, model = cache.get_and_read(
         MODEL_KIND, config.config_hash, build, lambda e: TrainedMLP.load(e.file("model.pt")), config=config
     )
-    return trained, outcome.cached, outcome.note
+    return model, outcome.cached, outcome.note
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -476,11 +478,14 @@ def run_symbolic(
     device: str | torch.device = "auto",
     report: Callable[..., None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    trained: TrainedMLP | None = None,
 ) -> SymbolicResult:
     """Train (or load) the model for ``config``, attribute with ``ev.methods`` and score them.
 
     Parameters
     ----------
+    trained : a network already trained for ``config`` (a batched group's member, :mod:`chaosmining.batched`):
+        cached as the model entry instead of training, with the same keys as a model trained here.
     report : called with progress events: ``epoch``/``loss`` during training, ``fprec`` (a dict by
         method) at each weight snapshot, and ``stage`` strings.
     should_stop : polled between epochs; when it returns True a :class:`JobCancelled` is raised and
@@ -513,15 +518,22 @@ def run_symbolic(
     def build(folder: Path) -> dict[str, Any]:
         nonlocal model_cached, note
         capture(stage="training")
-        trained, model_cached, note = train_symbolic_model(
-            config, cache=cache, device=dev, report=capture, should_stop=should_stop, live_eval=ev, dataset=ds
+        model, model_cached, note = train_symbolic_model(
+            config,
+            cache=cache,
+            device=dev,
+            report=capture,
+            should_stop=should_stop,
+            live_eval=ev,
+            dataset=ds,
+            trained=trained,
         )
         capture(stage="attributing")
-        summary, arrays = evaluate_symbolic(trained, ds, ev, device=dev, seed=config.seed, known_curve=live)
-        summary["train_seconds"] = trained.seconds
-        summary["loss_epochs"] = trained.loss_epochs.tolist()
-        summary["loss_values"] = trained.loss_values.tolist()
-        summary["device"] = str(dev) if not model_cached else trained.device
+        summary, arrays = evaluate_symbolic(model, ds, ev, device=dev, seed=config.seed, known_curve=live)
+        summary["train_seconds"] = model.seconds
+        summary["loss_epochs"] = model.loss_epochs.tolist()
+        summary["loss_values"] = model.loss_values.tolist()
+        summary["device"] = str(dev) if not model_cached else model.device
         (folder / "result.json").write_text(json.dumps(to_jsonable(summary), allow_nan=True))
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)

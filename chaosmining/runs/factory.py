@@ -21,6 +21,7 @@ from ..cache import Cache
 from ..errors import JobCancelled
 from ..registry import Registry
 from .executor import Executor, RunHandle
+from .spec import RunSpec
 
 __all__ = [
     "EXECUTORS",
@@ -65,30 +66,38 @@ def record_in_store(handle: RunHandle) -> None:
     """File a finished run's scores in the results store, on the driver (so it works with Ray workers).
 
     Loading the result can take a moment, so it happens on a background thread, never in the scheduler;
-    a store failure is logged by :func:`chaosmining.results.record` and never fails the run.
+    a store failure is logged by :func:`chaosmining.results.record` and never fails the run. A run whose
+    kind names :attr:`~chaosmining.runs.RunKind.members` (a batched group) files each member that finished.
     """
     spec = handle.spec
     if spec is None or handle.cached or handle.status != "done":
         return
     from ..results import EXTRACTORS, ResultsStore, default_results_root
 
-    if spec.entry.result_kind not in EXTRACTORS.names():  # a unit of a larger run (feature selection)
+    if spec.entry.members is not None:
+        members = [RunSpec(kind, c, e, spec.device) for kind, c, e in spec.entry.members(spec.config, spec.eval)]
+        targets = [(m, None) for m in members if m.entry.result_kind in EXTRACTORS.names()]
+    elif spec.entry.result_kind in EXTRACTORS.names():
+        targets = [(spec, handle)]
+    else:  # a unit of a larger run (feature selection)
         return
     cache = handle._executor.cache
+    seconds = ((handle.finished or 0) - (handle.started or 0)) / max(1, len(targets))
 
     def work() -> None:
         from ..results import record
 
-        kind = spec.entry
-        try:
-            entry = cache.load(kind.result_kind, kind.result_key(spec.config, spec.eval))
-            result = handle.result()
-        except Exception:  # the result could not be read back: nothing to record
-            log.exception("could not read back %s for the results store", handle.key)
-            return
-        if entry is not None:
-            seconds = (handle.finished or 0) - (handle.started or 0)
-            store = ResultsStore(default_results_root(cache.root))
+        store = ResultsStore(default_results_root(cache.root))
+        for target, own in targets:
+            kind = target.entry
+            try:
+                entry = cache.load(kind.result_kind, kind.result_key(target.config, target.eval))
+                if entry is None:  # a member that failed in its group: nothing to record
+                    continue
+                result = own.result() if own is not None else kind.load(target, cache)
+            except Exception:  # the result could not be read back: nothing to record
+                log.exception("could not read back %s for the results store", target.key)
+                continue
             record(kind.result_kind, entry.config, result, device=spec.device, seconds=seconds, store=store)
 
     _RECORDER.submit(work)

@@ -22,7 +22,7 @@ from ..evaluation.faithfulness import FaithfulnessConfig, run_faithfulness
 from ..evaluation.road import RoadConfig, run_road
 from ..evaluation.roar import RoarConfig, run_roar
 from ..evaluation.sanity import SanityConfig, run_sanity
-from ..experiments import audio, rfe_tasks, rfe_units, symbolic, vision
+from ..experiments import audio, rfe_tasks, rfe_units, symbolic, symbolic_group, vision
 from ..models.vision import ARCHITECTURES
 from .spec import RUN_KINDS, MemoryEstimate, RunKind, RunSpec
 
@@ -42,6 +42,21 @@ def _symbolic_memory(c: symbolic.SymbolicConfig, ev: Any) -> MemoryEstimate:
 
 def _symbolic_seconds(c: symbolic.SymbolicConfig, ev: Any) -> float:
     return 5.0 + 2e-9 * c.data.samples * (c.data.n_features + c.model.width) * c.model.width * c.train.epochs
+
+
+def _group_memory(g: symbolic_group.SymbolicGroup, ev: Any) -> MemoryEstimate:
+    return MemoryEstimate(g.estimated_bytes() + 64 * _MB, "samples", "the number of models trained together")
+
+
+def _group_seconds(g: symbolic_group.SymbolicGroup, ev: Any) -> float:
+    return sum(_symbolic_seconds(c, e) for c, e in g.members)
+
+
+class _SymbolicGroupKind(RunKind):
+    """Symbolic runs trained together: finished when every member's result is cached."""
+
+    def cached(self, spec: RunSpec, cache: Any) -> bool:
+        return symbolic_group.group_cached(spec.config, cache)
 
 
 def vision_model_parameters(model: str, canvas: int, classes: int = 10) -> int:
@@ -178,6 +193,20 @@ for _kind in (
         lambda c: f"{c.model.arch} on {c.data.setting}, {c.preset} preset, seed {c.seed}",
         _audio_memory,
         _audio_seconds,
+    ),
+    _SymbolicGroupKind(
+        name=symbolic_group.GROUP_KIND,
+        perform=symbolic_group.run_symbolic_group,
+        config_from=symbolic_group.SymbolicGroup.from_dict,
+        eval_from=None,
+        result_kind=symbolic_group.GROUP_KIND,
+        result_key=lambda g, ev: g.config_hash,
+        inputs=lambda g, ev: [(symbolic.MODEL_KIND, c.config_hash) for c in g.configs],
+        memory=_group_memory,
+        seconds=_group_seconds,
+        describe=lambda g: g.describe(),
+        loader=symbolic_group.load_symbolic_group,
+        members=lambda g, ev: [("symbolic", c, e) for c, e in g.members],
     ),
     _RFETrainKind(
         name="rfe-train",

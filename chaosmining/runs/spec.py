@@ -81,6 +81,8 @@ class RunKind:
     loader : ``(config, ev, cache) -> result`` reads a finished result (default: ``perform``, which loads
         when the result is cached).
     modality : ``"symbolic"``, ``"vision"``, ``"audio"``, ``"selection"`` or ``"evaluation"``.
+    members : ``(config, ev) -> [(kind, config, ev), ...]``, the runs whose results this run writes (a batched
+        group's members); the results store files each of them, as if each had run alone.
     """
 
     name: str
@@ -97,6 +99,7 @@ class RunKind:
     inputs: Callable[[Any, Any], list[tuple[str, str]]] | None = None
     composite: bool = False
     loader: Callable[[Any, Any, Any], Any] | None = None
+    members: Callable[[Any, Any], list[tuple[str, Any, Any]]] | None = None
 
     def load(self, spec: RunSpec, cache: Any) -> Any:
         """The finished result of ``spec`` from ``cache`` (the perform function loads when cached)."""
