@@ -11,6 +11,13 @@ beside the random floor, the wall time, the process CPU time (``time.process_tim
 its threads; on a CPU shared with other work the wall time is inflated and the CPU time is the steadier
 figure) and the share of the wall time spent making data (from the run's progress events: everything
 before the first training event). The last lines give the goal of issue 15 for each line.
+
+Throughput against the machine: each line also gives the training samples per second (images or clips
+seen in training over the training time) beside the FLOP bound of the same model, the rate at which the
+samples could go if training ran at the speed of a large fp32 matrix product: that product's rate
+(measured in this process with the same threads, at the start of the run) over the model's forward +
+backward FLOPs per sample (counted by ``torch.utils.flop_counter`` on one batch). Their ratio says how
+far the trainer is from the arithmetic the machine can do (data making, small kernels, memory traffic).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from chaosmining.cache import Cache  # noqa: E402
 from chaosmining.experiments import audio as A  # noqa: E402
@@ -47,6 +55,41 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
         f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, {torch.get_num_threads()} torch thread(s)"
     )
+
+
+def matmul_flops_per_second(n: int = 2048, seconds: float = 2.0) -> float:
+    """fp32 FLOP/s of an ``n`` x ``n`` matrix product on this process's torch threads (best of repeats)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm up
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def train_flops_per_sample(model: torch.nn.Module, sample: torch.Tensor, batch: int = 8) -> float:
+    """Forward + backward FLOPs of one training sample of ``model`` (one ``batch`` counted, divided)."""
+    x = sample.expand(batch, *sample.shape[1:]).clone()
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        out = out if isinstance(out, torch.Tensor) else out[0]
+        out.float().sum().backward()
+    return counter.get_total_flops() / batch
+
+
+def throughput(samples_seen: int, train_seconds: float, flops: float, rate: float) -> dict[str, float]:
+    """Samples per second achieved, the FLOP bound, and their ratio."""
+    achieved = samples_seen / max(train_seconds, 1e-9)
+    bound = rate / max(flops, 1.0)
+    return {
+        "samples_per_s": achieved,
+        "flop_bound_per_s": bound,
+        "of_bound": achieved / bound,
+        "gflop_per_sample": flops / 1e9,
+    }
 
 
 class Clock:
@@ -85,7 +128,9 @@ def _line(r: Any, row: dict[str, Any], what: str, scores: str, floor: str) -> st
     return (
         f"{what}: accuracy {r.accuracy:.3f} (goal {row['goal']:.2f}{'' if r.learned else ', NOT LEARNED'}) {scores}"
         f" | {floor}  wall {row['wall_s']:.0f} s, CPU {row['cpu_s']:.0f} s, training {row['train_s']:.0f} s,"
-        f" data {row['data_share']:.0%} of wall"
+        f" data {row['data_share']:.0%} of wall; {row['samples_per_s']:.0f} samples/s in training against a "
+        f"FLOP bound of {row['flop_bound_per_s']:.0f}/s ({row['of_bound']:.1%}; {row['gflop_per_sample']:.3f} "
+        "GFLOP per sample forward+backward)"
     )
 
 
@@ -101,6 +146,10 @@ def bench_vision(a: argparse.Namespace) -> list[dict[str, Any]]:
                 )
                 ev = V.VisionEvalConfig.for_config(cfg, methods)
                 r, common = _timed(V.run_vision, cfg, ev, cache)
+                canvas = cfg.data.canvas
+                model = V.build_model(cfg.model, round(1 / r.chance_accuracy), canvas, seed)
+                flops = train_flops_per_sample(model, torch.randn(1, 3, canvas, canvas))
+                seen = cfg.data.train_size * cfg.train.epochs
                 row = {
                     "condition": r.condition,
                     "seed": seed,
@@ -110,6 +159,7 @@ def bench_vision(a: argparse.Namespace) -> list[dict[str, Any]]:
                     "iou": {m: round(v, 3) for m, v in r.iou.items() if v is not None},
                     "random_iou": r.random_iou,
                     **common,
+                    **throughput(seen, r.train_seconds, flops, a.rate),
                 }
                 rows.append(row)
                 scores = "IoU " + " ".join(f"{V.METHODS.get(m).short} {v:.3f}" for m, v in row["iou"].items())
@@ -128,6 +178,10 @@ def bench_audio(a: argparse.Namespace) -> list[dict[str, Any]]:
                 cfg = A.AudioConfig.from_preset(a.preset, model=model, seed=seed, background=background)
                 ev = A.AudioEvalConfig.for_preset(a.preset, methods)
                 r, common = _timed(A.run_audio, cfg, ev, cache)
+                classes = round(1 / r.class_chance)
+                net = A.build_audio_model(cfg.model, cfg.data.channels, classes, A.CLIP_SAMPLES)
+                flops = train_flops_per_sample(net, torch.randn(1, cfg.data.channels, A.CLIP_SAMPLES))
+                seen = cfg.data.train_per_class * classes * cfg.train.epochs
                 row = {
                     "model": model,
                     "background": background,
@@ -138,6 +192,7 @@ def bench_audio(a: argparse.Namespace) -> list[dict[str, Any]]:
                     "channel_fprec": {m: round(v, 3) for m, v in r.channel_fprec.items()},
                     "floor": r.chance,
                     **common,
+                    **throughput(seen, r.train_seconds, flops, a.rate),
                 }
                 rows.append(row)
                 scores = "channel FPrec " + " ".join(
@@ -162,7 +217,11 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the rows to this file")
     a = p.parse_args()
     configure_threads(a.threads)
-    print(f"## quick-preset bench ({a.what}, preset {a.preset}) on {machine()}", flush=True)
+    a.rate = matmul_flops_per_second()
+    print(
+        f"## preset bench ({a.what}, preset {a.preset}) on {machine()}; fp32 2048^3 product {a.rate / 1e9:.1f} GFLOP/s",
+        flush=True,
+    )
     rows = bench_vision(a) if a.what == "vision" else bench_audio(a)
     met = [r for r in rows if r["accuracy"] >= r["goal"]]
     fast = [r for r in rows if r["wall_s"] <= WALL_GOAL]
