@@ -18,7 +18,7 @@ RESULT_KIND = "test-run"
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig(ConfigBase):
     """``seconds`` of work in 0.05-s steps, then a cache entry holding ``value`` squared; ``crash`` aborts
-    the worker halfway; ``memory_gb`` is what the run declares it needs; ``log`` gets one line per start."""
+    the worker halfway; ``memory_gb`` is what the run declares it needs; ``log`` gets one line per start (value, pid, time, CPU niceness)."""
 
     value: int = 0
     seconds: float = 0.2
@@ -35,7 +35,7 @@ def perform(config: TaskConfig, ev: Any, *, cache: Any, device: str = "auto", re
     def build(folder: Path) -> dict[str, Any]:
         if config.log:
             with open(config.log, "a") as fh:
-                fh.write(f"{config.value} {os.getpid()} {time.time()}\n")
+                fh.write(f"{config.value} {os.getpid()} {time.time()} {os.nice(0)}\n")
         steps = max(1, round(config.seconds / 0.05))
         for i in range(steps):
             (folder / f"part{i}.txt").write_text("x")  # a half-built entry until the rename

@@ -110,6 +110,28 @@ def test_the_session_queue_cap_refuses_with_a_message(make):
     ex.submit(task(value=5, seconds=0.1), session="b")  # another session is not affected
 
 
+def test_workers_run_at_a_lower_cpu_priority_than_the_server(make, tmp_path, monkeypatch):
+    log = tmp_path / "starts.log"
+    monkeypatch.setenv("CHAOSMINING_WORKER_NICE", "7")
+    ex = make(workers=1)
+    assert ex.submit(task(value=3, seconds=0.05, log=str(log)), session="a").result(timeout=120) == 9
+    value, pid, _, nice = log.read_text().split()
+    assert int(pid) != os.getpid() and int(nice) == os.nice(0) + 7
+
+
+def test_worker_niceness_setting_is_checked(monkeypatch):
+    from chaosmining.errors import ConfigError
+    from chaosmining.runs.local import worker_nice
+
+    monkeypatch.setenv("CHAOSMINING_WORKER_NICE", "0")
+    assert worker_nice() == 0
+    monkeypatch.setenv("CHAOSMINING_WORKER_NICE", "25")
+    assert worker_nice() == 19
+    monkeypatch.setenv("CHAOSMINING_WORKER_NICE", "high")
+    with pytest.raises(ConfigError, match="CHAOSMINING_WORKER_NICE"):
+        worker_nice()
+
+
 def test_identical_submissions_run_once_and_both_see_the_result(make, tmp_path):
     log = tmp_path / "starts.log"
     ex = make(workers=2)
