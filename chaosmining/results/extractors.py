@@ -81,7 +81,9 @@ def _symbolic(result: Any) -> RunRecord:
         model=f"mlp({_setting(model, ('width', 'depth', 'dropout', 'activation'))})",
         seed=c.get("seed"),
         scores=tuple(
-            _per_method(s, ("fprec", "uscore", "consistency", "convergence", "method_seconds"))
+            _per_method(
+                s, ("fprec", "uscore", "consistency", "convergence", "method_seconds", "method_peak_memory_bytes")
+            )
             + [ScoreRow(m, "fprec_std", v.fprec_std) for m, v in result.scores.items()]
             + _run_level(s, ("prediction_uscore", "test_mae", "random_fprec_expected"))
         ),

@@ -32,6 +32,7 @@ __all__ = [
     "execute",
     "follow",
     "gather",
+    "flush_records",
 ]
 
 EXECUTOR_ENV = "CHAOSMINING_EXECUTOR"
@@ -95,6 +96,11 @@ def record_in_store(handle: RunHandle) -> None:
 
 
 FINISHED_HOOKS.append(record_in_store)
+
+
+def flush_records(timeout: float | None = 120.0) -> None:
+    """Wait until every run handed to :func:`record_in_store` so far is filed (its one thread works in order)."""
+    _RECORDER.submit(lambda: None).result(timeout)
 
 
 def _finished(handle: RunHandle) -> None:
