@@ -852,7 +852,9 @@ def store_key(spec: RunSpec) -> str:
     return run_key_for(spec.entry.result_kind, config)
 
 
-def _cell_rows(cell: Cell, where: Mapping[str, Any], scores: list[dict[str, Any]], target: Target) -> list[dict[str, Any]]:
+def _cell_rows(
+    cell: Cell, where: Mapping[str, Any], scores: list[dict[str, Any]], target: Target
+) -> list[dict[str, Any]]:
     """A cell's tidy rows: its stored scores plus the target's rows derived from them, with the cell's place."""
     rows = [{**where, **r} for r in scores]
     rows += [{**where, **r} for r in (target.rows(scores) if target.rows else [])]

@@ -32,7 +32,7 @@ from chaosmining.results import ResultsStore, record
 from chaosmining.results.extractors import extract
 
 BROKEN = ("broken_raises", "broken_shape", "broken_nan")
-PLUGIN_SOURCE = '''
+PLUGIN_SOURCE = """
 import torch
 from chaosmining.plugins import register_method
 
@@ -52,7 +52,7 @@ def _nan(model, inputs, *, target=None):
 register_method("broken_raises", _raises)
 register_method("broken_shape", _wrong_shape)
 register_method("broken_nan", _nan)
-'''
+"""
 TOY = TaskConfig(task="toy16", n_train=400, n_test=200)
 
 

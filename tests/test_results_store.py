@@ -14,7 +14,6 @@ from chaosmining.cache import Cache
 from chaosmining.cli import main
 from chaosmining.results import (
     EXTRACTORS,
-    rebuild_kinds,
     SCORES_SCHEMA,
     ReadOnlyQueryError,
     ResultsStore,
@@ -22,6 +21,7 @@ from chaosmining.results import (
     ScoreRow,
     paper_reference,
     rebuild,
+    rebuild_kinds,
     record,
     run_key_for,
 )
