@@ -30,6 +30,7 @@ from chaosmining.evaluation import (
 from chaosmining.plugins import load_plugin, unregister_method
 from chaosmining.results import ResultsStore, record
 from chaosmining.results.extractors import extract
+from chaosmining.sweep import _cell_from_result
 
 BROKEN = ("broken_raises", "broken_shape", "broken_nan")
 PLUGIN_SOURCE = """
@@ -115,6 +116,8 @@ def test_symbolic_cli_rows_and_store_skip_the_broken_methods(broken, tmp_cache, 
         row = next(line for line in text.splitlines() if line.startswith(m))
         assert row.split()[1] == "n/a" and f"Method '{m}' failed" in row
     assert {r.method for r in extract("symbolic-result", result).scores} == {"", "saliency"}
+    cell = _cell_from_result(1, 0, result)  # a sweep's cell: no score for the broken methods, their messages kept
+    assert all(cell.fprec[m] is None for m in BROKEN) and cell.method_errors == out["errors"]
     store = ResultsStore(tmp_path / "results")
     assert record("symbolic-result", {"model": cfg, "eval": ev}, result, device="cpu", seconds=1.0, store=store)
     assert set(store.scores(metric="fprec")["method"]) == {"saliency"}
