@@ -7,6 +7,8 @@ results store gets rows for the working methods only.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -181,3 +183,27 @@ def test_feature_selection_stops_only_the_broken_selectors(broken, tmp_cache):
     assert len(result.runs["linear"].rounds) == len(result.schedule)
     assert all(not result.runs[s].rounds for s in BROKEN)  # round one's network failed them at once
     assert {r.method for r in extract("rfe-result", result).scores} == {"saliency", "linear"}
+
+
+def test_the_symbolic_page_shows_a_notice_per_broken_method_not_a_traceback(broken, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CHAOSMINING_CACHE", str(tmp_path / "page-cache"))
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / "pages" / "1_Symbolic_functions.py"), default_timeout=120).run()
+    at.sidebar.multiselect(key="sym_methods").set_value(["saliency", *BROKEN])
+    at.number_input(key="sym_noise").set_value(4)
+    at.number_input(key="sym_samples").set_value(300)
+    at.number_input(key="sym_epochs").set_value(10)
+    at.run()
+    at.button(key="sym_train_btn").click().run()
+    for _ in range(240):
+        if any(m.label == "Prediction UScore" for m in at.metric):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    notices = [w.value for w in at.warning if "could not be scored" in w.value]
+    assert len(notices) == 3 and all(any(f"'{m}'" in n for n in notices) for m in BROKEN)
