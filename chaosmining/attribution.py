@@ -166,8 +166,8 @@ class MethodSpec:
     before it (hook-based methods only); ``needs`` maps a modality to its :class:`ModalityNeeds`
     (parameter defaults and feature groups there), read through :func:`method_defaults` and
     :func:`method_feature_mask` by every experiment, page and the CLI. ``plugin`` marks a user's method
-    (:func:`chaosmining.plugins.register_method`): what it raises and non-finite values it returns become
-    an :class:`~chaosmining.errors.AttributionMethodError` naming it.
+    (:func:`chaosmining.plugins.register_method`): whatever it raises becomes an
+    :class:`~chaosmining.errors.AttributionMethodError` naming it (:func:`checked_compute`).
     """
 
     name: str
@@ -1060,8 +1060,9 @@ def attribute(
     Raises
     ------
     AttributionMethodError
-        When the method returns another shape than its input's, or a plugin method raises or returns
-        NaN or infinite values. The modalities catch it per method and score the others.
+        When the method cannot run on ``model`` (a pre-flight check refused it), raises, or returns
+        another shape than its input's or NaN or infinite values (:func:`checked_compute`). Every
+        experiment catches it per method, records the message and scores the others.
 
     Examples
     --------
@@ -1074,7 +1075,10 @@ def attribute(
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.as_tensor(inputs, dtype=torch.float32, device=device)
-    notes = tuple(preflight(model, method, x))
+    try:
+        notes = tuple(preflight(model, method, x))
+    except ConfigError as exc:  # the model cannot run this method: that method fails, not the run
+        raise AttributionMethodError(method, "cannot run on this model", str(exc)) from exc
     chunk = chunk_rows(x)
 
     def run() -> torch.Tensor:
@@ -1104,17 +1108,26 @@ def attribute(
 
 
 def checked_compute(spec: MethodSpec, request: AttributionRequest) -> torch.Tensor:
-    """``spec.compute(request)``, checked: the input's shape always; for plugins, any exception and
-    non-finite values too, each reported as an :class:`AttributionMethodError` naming the method."""
+    """``spec.compute(request)``, checked once here for every method, built-in or plugin.
+
+    Each failure becomes an :class:`AttributionMethodError` naming the method and what was wrong, which
+    every experiment catches per method (the run's other methods still score):
+
+    * an exception (a built-in's own :class:`ChaosMiningError`, such as a parameter refused with the
+      recovery it needs, passes unchanged; a plugin's is wrapped too);
+    * a result that is not a tensor or array, or not of the input's shape;
+    * NaN or infinite values.
+    """
     try:
         out = spec.compute(request)
-    except (JobCancelled, KeyboardInterrupt):
+    except (JobCancelled, KeyboardInterrupt, AttributionMethodError):
         raise
-    except Exception as exc:
-        if not spec.plugin or isinstance(exc, AttributionMethodError):
+    except ChaosMiningError as exc:
+        if not spec.plugin:
             raise
-        detail = str(exc) if isinstance(exc, ChaosMiningError) else f"{type(exc).__name__}: {exc}"
-        raise AttributionMethodError(spec.name, f"raised {detail}") from exc
+        raise AttributionMethodError(spec.name, f"raised {exc}") from exc
+    except Exception as exc:
+        raise AttributionMethodError(spec.name, f"raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(out, torch.Tensor):
         try:
             out = torch.as_tensor(np.asarray(out, dtype=np.float32), device=request.inputs.device)
@@ -1128,12 +1141,11 @@ def checked_compute(spec: MethodSpec, request: AttributionRequest) -> torch.Tens
             f"returned an array of shape {tuple(out.shape)} for inputs of shape {tuple(request.inputs.shape)} "
             "(an attribution must have its input's shape)",
         )
-    if spec.plugin:
-        bad = int((~torch.isfinite(out.detach())).sum())
-        if bad:
-            raise AttributionMethodError(
-                spec.name, f"returned {bad} NaN or infinite value(s) among {out.numel()} for {len(out)} input rows"
-            )
+    bad = int((~torch.isfinite(out.detach())).sum())
+    if bad:
+        raise AttributionMethodError(
+            spec.name, f"returned {bad} NaN or infinite value(s) among {out.numel()} for {len(out)} input rows"
+        )
     return out
 
 

@@ -59,12 +59,13 @@ class AttributionMethodError(ChaosMiningError):
     The modalities catch it per method, so the run's other methods are still scored.
     """
 
-    def __init__(self, method: str, problem: str) -> None:
+    def __init__(self, method: str, problem: str, detail: str = "") -> None:
         self.method = method
         self.problem = problem
+        why = f"{detail.rstrip('.')}. " if detail else ""
         super().__init__(
-            f"Method {method!r} failed: it {problem}. The run's other methods were scored; fix the method or leave "
-            "it out."
+            f"Method {method!r} failed: it {problem}. {why}The run's other methods were scored; fix the method or "
+            "leave it out."
         )
 
 

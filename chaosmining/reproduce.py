@@ -7,9 +7,10 @@
 A :class:`Target` (registered in :data:`TARGETS`) says which runs of the run layer make one of the paper's
 figures or tables and how their scores become the printed table and the figure; a :class:`Grid` (one per
 target and scale in :data:`GRIDS`) says how much of the paper's grid a scale runs and what it reduces.
-Every cell is a :class:`~chaosmining.runs.RunSpec`: the executor answers the cells the cache already has at
-once, so an interrupted reproduction resumes where it stopped, and every finished run is filed in the
-results store by the run layer.
+Every cell is a :class:`~chaosmining.runs.RunSpec`, and every finished run is filed in the results store
+(by the run layer, or here for a cell the cache answered). A cell whose run the store already has is
+answered from the store without being submitted, even when its cache entry is gone; the executor answers
+the cells the cache has at once. So an interrupted reproduction resumes where it stopped.
 
 References
 ----------
@@ -19,6 +20,7 @@ Environments, https://arxiv.org/abs/2406.12150 (Figures 4-7, Tables 2-4).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,8 +41,9 @@ from .experiments.symbolic import EvalConfig, SymbolicConfig
 from .experiments.vision import VisionConfig, VisionEvalConfig
 from .grouping import train_in_groups, use_batching
 from .registry import Registry
-from .results import PaperValue, extract, paper_reference
+from .results import PaperValue, ResultsStore, default_results_root, extract, paper_reference, record, run_key_for
 from .runs import Executor, RunContext, RunSpec, follow
+from .runs.factory import flush_records
 from .sweep import FACTORS
 from .training import TrainConfig
 from .validation import check_int
@@ -58,7 +61,10 @@ __all__ = [
     "plan",
     "reproduce",
     "grid_for",
+    "store_key",
 ]
+
+log = logging.getLogger(__name__)
 
 #: What each scale is for; each target's :class:`Grid` says what it reduces.
 SCALES: dict[str, str] = {
@@ -117,8 +123,9 @@ class Cell:
 class Target:
     """One of the paper's figures or tables.
 
-    ``cells(grid, device)`` expands a grid into runs; ``rows(result)`` adds target-specific score rows
-    to those the results store's extractor gives (e.g. peak memory); ``table(scores)`` turns the tidy
+    ``cells(grid, device)`` expands a grid into runs; ``rows(scores)`` derives target-specific score rows
+    (e.g. peak memory in MiB) from one cell's stored rows (``method``, ``metric``, ``value`` dicts, as the
+    results store's extractor gives them), so a cell answered by the store has them too; ``table(scores)`` turns the tidy
     scores (one row per cell, method and metric) into the printed table; ``figure(table, paper)``
     draws it. ``paper_keys`` maps the table's columns onto :class:`PaperValue` fields for the join
     with the published numbers.
@@ -131,7 +138,7 @@ class Target:
     table: Callable[[pd.DataFrame], pd.DataFrame]
     figure: Callable[[pd.DataFrame], go.Figure]
     paper_keys: Mapping[str, str] = field(default_factory=dict)
-    rows: Callable[[Any], list[dict[str, Any]]] | None = None
+    rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
 TARGETS: Registry[Target] = Registry("reproduce target")
@@ -246,11 +253,15 @@ def _figure5_cells(grid: Grid, device: str) -> list[Cell]:
     ]
 
 
-def _figure5_rows(result: Any) -> list[dict[str, Any]]:
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
+def _figure5_rows(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"method": m, "metric": "peak_memory_mib", "value": s.peak_memory_bytes / 2**20}
-        for m, s in result.scores.items()
-        if s.peak_memory_bytes is not None
+        {"method": r["method"], "metric": "peak_memory_mib", "value": float(r["value"]) / 2**20}
+        for r in scores
+        if r["metric"] == "method_peak_memory_bytes" and _finite(r["value"])
     ]
 
 
@@ -465,9 +476,12 @@ def _audio_cells(grid: Grid, device: str) -> list[Cell]:
     return _classifier_cells(grid, device, "audio", AudioConfig, AudioEvalConfig, "train_per_class")
 
 
-def _accuracy_percent(result: Any) -> list[dict[str, Any]]:
-    acc = getattr(result, "accuracy", None)
-    return [] if acc is None else [{"method": "", "metric": "accuracy_percent", "value": 100.0 * float(acc)}]
+def _accuracy_percent(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"method": "", "metric": "accuracy_percent", "value": 100.0 * float(r["value"])}
+        for r in scores
+        if r["method"] == "" and r["metric"] == "accuracy" and r["value"] is not None
+    ]
 
 
 def _model_table(score: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -758,7 +772,11 @@ def plan(target: str, scale: str = "quick", seeds: Sequence[int] | None = None, 
 
 @dataclass
 class Reproduction:
-    """A finished (or partly failed) reproduction: the tidy scores, the table beside the paper's numbers."""
+    """A finished (or partly failed) reproduction: the tidy scores, the table beside the paper's numbers.
+
+    ``from_store``: cells answered by the results store (not submitted); ``cached``: cells the executor
+    answered from the cache; the others were trained now or ``failed``.
+    """
 
     target: str
     scale: str
@@ -770,6 +788,7 @@ class Reproduction:
     scores: pd.DataFrame
     table: pd.DataFrame
     paper: list[PaperValue]
+    from_store: int = 0
 
     @property
     def spec(self) -> Target:
@@ -789,8 +808,9 @@ class Reproduction:
             "reduces": self.grid.reduces,
             "seeds": list(self.grid.seeds),
             "runs": self.cells,
+            "from_store": self.from_store,
             "from_cache": self.cached,
-            "trained": self.cells - self.cached - len(self.failed),
+            "trained": self.cells - self.from_store - self.cached - len(self.failed),
             "failed": self.failed,
             "seconds": self.seconds,
             "paper_numbers": self.spec.paper,
@@ -825,25 +845,110 @@ def _beside_paper(target: Target, table: pd.DataFrame, values: list[PaperValue])
     return out
 
 
-def tidy_scores(cell: Cell, result: Any, target: Target) -> list[dict[str, Any]]:
-    """One row per method and metric of a finished cell: the store's extractor plus the target's own rows."""
-    record = extract(cell.spec.entry.result_kind, result)
-    where = {
-        "label": cell.label,
-        "run_key": cell.spec.key,
-        "task": record.task,
-        "setting": record.setting,
-        "model": record.model,
-    }
-    rows = [{**where, "method": s.method, "metric": s.metric, "value": s.value} for s in record.scores]
-    rows += [{**where, **r} for r in (target.rows(result) if target.rows else [])]
+def store_key(spec: RunSpec) -> str:
+    """The run key under which the results store files ``spec``'s run: :func:`run_key_for` of its result kind
+    and the configuration the cache keeps with the result (``{"model", "eval"}`` for the modalities'
+    experiments, which take an evaluation config; the configuration alone for the other kinds)."""
+    config = {"model": spec.config, "eval": spec.eval} if spec.eval is not None else spec.config
+    return run_key_for(spec.entry.result_kind, config)
+
+
+def _cell_rows(
+    cell: Cell, where: Mapping[str, Any], scores: list[dict[str, Any]], target: Target
+) -> list[dict[str, Any]]:
+    """A cell's tidy rows: its stored scores plus the target's rows derived from them, with the cell's place."""
+    rows = [{**where, **r} for r in scores]
+    rows += [{**where, **r} for r in (target.rows(scores) if target.rows else [])]
     return [{**r, **cell.meta} for r in rows]
 
 
+def _where(cell: Cell, task: str, setting: str, model: str) -> dict[str, Any]:
+    return {"label": cell.label, "run_key": cell.spec.key, "task": task, "setting": setting, "model": model}
+
+
+def tidy_scores(cell: Cell, result: Any, target: Target) -> list[dict[str, Any]]:
+    """One row per method and metric of a finished cell: the store's extractor plus the target's own rows."""
+    record_ = extract(cell.spec.entry.result_kind, result)
+    scores = [{"method": s.method, "metric": s.metric, "value": s.value} for s in record_.scores]
+    return _cell_rows(cell, _where(cell, record_.task, record_.setting, record_.model), scores, target)
+
+
+def _stored(store: ResultsStore, cells: list[Cell], target: Target) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Tidy rows of the cells whose run the store has, by cell (label, run key); none when the store cannot
+    be read."""
+    keys = {c.spec.key: store_key(c.spec) for c in cells}
+    try:
+        have = set(store.runs(run_key=list(set(keys.values())))["run_key"]) if keys else set()
+        scores = store.scores(run_key=list(have)) if have else pd.DataFrame()
+    except Exception as exc:  # noqa: BLE001 - an unreadable store means every cell is submitted, never a failure
+        log.warning("The results store could not be read (%s: %s); every cell is submitted.", type(exc).__name__, exc)
+        return {}
+    by_key = {k: g for k, g in scores.groupby("run_key", sort=False)} if len(scores) else {}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        key = keys[cell.spec.key]
+        if key not in have:
+            continue
+        g = by_key.get(key)
+        if g is None:
+            out[(cell.label, cell.spec.key)] = []
+            continue
+        first = g.iloc[0]
+        values = [None if pd.isna(v) else float(v) for v in g["value"]]
+        scores_ = [{"method": m, "metric": k, "value": v} for m, k, v in zip(g["method"], g["metric"], values)]
+        where = _where(cell, first["task"], first["setting"], first["model"])
+        out[(cell.label, cell.spec.key)] = _cell_rows(cell, where, scores_, target)
+    return out
+
+
+def _method_order(spec: RunSpec) -> list[str]:
+    for owner, name in ((spec.eval, "methods"), (spec.config, "methods"), (spec.config, "selectors")):
+        names = getattr(owner, name, None)
+        if names:
+            return list(names)
+    return []
+
+
+def _in_order(rows: list[dict[str, Any]], cells: list[Cell]) -> list[dict[str, Any]]:
+    """Rows in one order whichever way their cells were answered (trained, cache or store): by cell, by the
+    cell's own method order (run-level scores last), then by metric name."""
+    place = {(c.label, c.spec.key): i for i, c in enumerate(cells)}
+    orders = {c.spec.key: _method_order(c.spec) for c in cells}
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        order, m = orders.get(r["run_key"], []), r["method"]
+        rank = order.index(m) if m in order else len(order) + (m == "")
+        return (place.get((r["label"], r["run_key"]), len(cells)), rank, m, r["metric"])
+
+    return sorted(rows, key=key)
+
+
+def _record_missing(
+    store: ResultsStore, executor: Executor, finished: list[tuple[Cell, Any]], stored_keys: set[str]
+) -> None:
+    """File the cells the cache answered (the run layer files only the runs it trained) unless the store has them."""
+    for cell, result in finished:
+        key = store_key(cell.spec)
+        if key in stored_keys:
+            continue
+        kind = cell.spec.entry
+        entry = executor.cache.load(kind.result_kind, kind.result_key(cell.spec.config, cell.spec.eval))
+        if entry is not None:
+            record(kind.result_kind, entry.config, result, device=cell.spec.device, store=store, run_key=key)
+        stored_keys.add(key)
+
+
 def _run_cells(
-    cells: list[Cell], target: str, scale: str, batched: bool = False
+    cells: list[Cell],
+    target: str,
+    scale: str,
+    executor: Executor,
+    store: ResultsStore,
+    from_store: int,
+    batched: bool = False,
 ) -> Callable[[RunContext], dict[str, Any]]:
-    """The orchestration: submit every cell as a child run, wait, and gather results or errors per cell.
+    """The orchestration: submit every cell as a child run, wait, and gather results or errors per cell;
+    the cells the cache answered are then filed in the store, so that a later reproduction needs no cache.
 
     With ``batched``, the uncached symbolic cells that share a network shape train together first, as
     ``symbolic-group`` runs (:mod:`chaosmining.grouping`); the cells then find their results cached.
@@ -863,17 +968,19 @@ def _run_cells(
             )
         handles = [(c, ctx.submit(c.spec)) for c in cells]
         cached = sum(1 for c, h in handles if h.cached and c.spec.key not in fresh)
-        stage = f"{target} ({scale}): {len(cells)} runs, {cached} from the cache"
-        ctx.report(stage=stage, done=0, total=len(cells))
+        total = len(cells) + from_store
+        stage = f"{target} ({scale}): {total} runs, {from_store} from the store, {cached} from the cache"
+        ctx.report(stage=stage, done=from_store, total=total)
         finished: set[int] = set()
         while len(finished) < len(handles):
             ctx.check_cancelled()
             for i, (_, h) in enumerate(handles):
                 if i not in finished and h.wait(0.05):
                     finished.add(i)
-                    ctx.report(stage=stage, done=len(finished), total=len(handles))
+                    ctx.report(stage=stage, done=from_store + len(finished), total=total)
         rows: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
+        answered: list[tuple[Cell, Any]] = []
         for cell, h in handles:
             try:
                 result = h.result()
@@ -881,6 +988,14 @@ def _run_cells(
                 failed[cell.label] = str(exc)
                 continue
             rows += tidy_scores(cell, result, spec)
+            if h.cached:
+                answered.append((cell, result))
+        flush_records()  # the run layer files the runs it trained on a background thread
+        try:
+            stored = set(store.runs(run_key=[store_key(c.spec) for c, _ in answered])["run_key"]) if answered else set()
+        except Exception:  # noqa: BLE001 - record() below logs a store that cannot be written
+            stored = set()
+        _record_missing(store, executor, answered, stored)
         return {"rows": rows, "failed": failed, "cached": cached}
 
     return work
@@ -901,11 +1016,12 @@ def reproduce(
     """Run every cell of ``target`` at ``scale`` through ``executor`` and tabulate them beside the paper.
 
     The cells are child runs of one orchestration (so they queue fairly beside other sessions' runs and
-    do not count towards a session's queue cap). Cells the cache already has are answered at once (an
-    interrupted reproduction resumes); a failed cell is reported in :attr:`Reproduction.failed` and the
-    others still count. ``report`` receives ``stage``/``done``/``total`` as cells finish. ``batched`` trains
-    the uncached symbolic cells that share a network shape as one batched computation per group (default:
-    on CUDA only; :mod:`chaosmining.grouping`).
+    do not count towards a session's queue cap). Cells whose run the results store has (beside the executor's
+    cache, or ``$CHAOSMINING_RESULTS``) are answered from it without being submitted, and cells the cache
+    has are answered at once, so an interrupted reproduction resumes; a failed cell is reported in
+    :attr:`Reproduction.failed` and the others still count. ``report`` receives ``stage``/``done``/``total``
+    as cells finish. ``batched`` trains the uncached symbolic cells that share a network shape as one
+    batched computation per group (default: on CUDA only; :mod:`chaosmining.grouping`).
 
     Raises
     ------
@@ -918,16 +1034,26 @@ def reproduce(
     grid = grid_for(target, scale, seeds)
     cells = plan(target, scale, seeds, device)
     start = time.perf_counter()
-    key = "reproduce:" + stable_hash([target, scale, [c.spec.key for c in cells]])
-    handle = executor.orchestrate(
-        key,
-        _run_cells(cells, target, scale, use_batching(batched, device)),
-        kind="reproduce",
-        description=f"reproduce {target} ({scale}, {len(cells)} runs)",
-        session=session,
-    )
-    out = follow(handle, report, should_stop)
-    rows, failed = out["rows"], out["failed"]
+    store = ResultsStore(default_results_root(executor.cache.root))
+    stored = _stored(store, cells, spec)
+    pending = [c for c in cells if (c.label, c.spec.key) not in stored]
+    rows = [r for rows_ in stored.values() for r in rows_]
+    out: dict[str, Any] = {"rows": [], "failed": {}, "cached": 0}
+    if pending:
+        key = "reproduce:" + stable_hash([target, scale, [c.spec.key for c in pending]])
+        handle = executor.orchestrate(
+            key,
+            _run_cells(
+                pending, target, scale, executor, store, len(cells) - len(pending), use_batching(batched, device)
+            ),
+            kind="reproduce",
+            description=f"reproduce {target} ({scale}, {len(pending)} of {len(cells)} runs)",
+            session=session,
+        )
+        out = follow(handle, report, should_stop)
+    elif report is not None:
+        report(stage=f"{target} ({scale}): {len(cells)} runs, all from the store", done=len(cells), total=len(cells))
+    rows, failed = _in_order(rows + out["rows"], cells), out["failed"]
     if not rows:
         raise ChaosMiningError(
             f"No run of {target} ({scale}) finished: " + "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
@@ -942,6 +1068,7 @@ def reproduce(
         grid=grid,
         cells=len(cells),
         cached=out["cached"],
+        from_store=len(cells) - len(pending),
         failed=failed,
         seconds=time.perf_counter() - start,
         scores=scores,

@@ -125,13 +125,14 @@ class SweepConfig(ConfigBase):
 class CellResult:
     value: Any
     seed: int
-    fprec: dict[str, float]
+    fprec: dict[str, float | None]
     uscore: dict[str, float | None]
     prediction_uscore: float | None
     test_mae: float | None
     cached: bool
     seconds: float
     error: str | None = None
+    method_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +163,13 @@ class SweepResult:
 
     @property
     def errors(self) -> list[str]:
-        return [f"{self.config.factor}={c.value}, seed {c.seed}: {c.error}" for c in self.cells if c.error]
+        """A failed cell's error, and each method that failed in a cell (that method has no score there)."""
+        out = []
+        for c in self.cells:
+            where = f"{self.config.factor}={c.value}, seed {c.seed}"
+            out += [f"{where}: {c.error}"] if c.error else []
+            out += [f"{where}: {message}" for message in c.method_errors.values()]
+        return out
 
     def aggregate(self) -> dict[tuple[Any, str], dict[str, float | None]]:
         """Mean and std over seeds per (value, method); method ``'__prediction__'`` for predictions."""
@@ -262,7 +269,10 @@ def _save_sweep(result: SweepResult, cache: Cache) -> None:
 
 
 def _cell_from_result(value: Any, seed: int, r: Any) -> CellResult:
-    return CellResult(value, seed, r.fprec, r.uscore, r.prediction_uscore, r.test_mae, r.cached, r.seconds)
+    failed = {m: s.error for m, s in r.scores.items() if s.error}  # no score: left out of the means
+    fprec = {m: (None if m in failed else v) for m, v in r.fprec.items()}
+    uscore = {m: (None if m in failed else v) for m, v in r.uscore.items()}
+    return CellResult(value, seed, fprec, uscore, r.prediction_uscore, r.test_mae, r.cached, r.seconds, None, failed)
 
 
 def run_sweep(

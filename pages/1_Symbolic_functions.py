@@ -279,6 +279,9 @@ def render_result(result: Any) -> None:
     )
     if result.cache_note:
         st.warning(result.cache_note)
+    for m, s in result.scores.items():
+        if s.error:
+            st.warning(f"**{METHODS.get(m).display_name} could not be scored.** {s.error}", icon=":material/block:")
     st.markdown(reading(result))
     c1, c2 = st.columns(2)
     c1.plotly_chart(viz.fprec_bars(result), key="fprec_bars")
@@ -297,7 +300,10 @@ def render_result(result: Any) -> None:
         )
     c2.plotly_chart(viz.loss_curve(result.loss_epochs, result.loss_values, result.config.train.epochs), key="loss")
     method = st.selectbox(
-        "Method for the detailed views", list(result.scores), format_func=viz.method_label, key=P + "detail_method"
+        "Method for the detailed views",
+        [m for m, s in result.scores.items() if not s.error] or list(result.scores),
+        format_func=viz.method_label,
+        key=P + "detail_method",
     )
     st.plotly_chart(viz.attribution_heatmap(result, method), key="heatmap")
     c1, c2 = st.columns(2)

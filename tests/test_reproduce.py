@@ -78,7 +78,7 @@ def test_tables_join_the_papers_numbers():
     assert out.loc[0, "difference"] == pytest.approx(0.022)
 
 
-def test_cli_reproduces_a_tiny_grid_then_resumes_from_the_cache(tiny_figure4, tmp_path, capsys):
+def test_cli_reproduces_a_tiny_grid_then_resumes_from_the_store(tiny_figure4, tmp_path, capsys):
     args = ["reproduce", "figure4", "--json", "--quiet", "--cache-dir", str(tmp_path / "c"), "--executor", "local"]
     args += ["--workers", "2", "--export", str(tmp_path / "exp"), "--export-formats", "html,csv"]
     assert main(args) == 0
@@ -91,10 +91,10 @@ def test_cli_reproduces_a_tiny_grid_then_resumes_from_the_cache(tiny_figure4, tm
     assert all(0.0 <= r["mean"] <= 1.0 for r in fprec)
     files = {p.name for p in (tmp_path / "exp").iterdir()}
     assert {"figure4.html", "figure4_table.csv", "figure4_scores.csv", "bundle.json"} <= files
-    # the same reproduction again: every run answered by the cache, same numbers
+    # the same reproduction again: every run answered by the results store (beside the cache), same numbers
     assert main(args[:-4]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["from_cache"] == 2 and again["trained"] == 0
+    assert again["from_store"] == 2 and again["from_cache"] == 0 and again["trained"] == 0
     assert again["rows"] == first["rows"]
 
 
@@ -113,3 +113,44 @@ def test_cli_reproduces_a_tiny_grid_on_ray(tiny_figure4, tmp_path, capsys):
     assert main([*args, "--workers", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["runs"] == 2 and out["failed"] == {}
+
+
+def test_reproduce_answers_from_the_store_when_the_cache_is_gone(tiny_figure4, tmp_path, capsys, monkeypatch):
+    """Interrupted or not, a reproduction skips what the results store has: no cache entry is needed."""
+    import shutil
+
+    from chaosmining.cache import Cache
+    from chaosmining.results import ResultsStore
+
+    monkeypatch.delenv("CHAOSMINING_RESULTS", raising=False)
+    cache_dir = tmp_path / "c"
+    args = ["reproduce", "figure4", "--json", "--quiet", "--cache-dir", str(cache_dir), "--workers", "1"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["runs"] == 2 and first["trained"] == 2 and first["from_store"] == 0
+    cells = R.plan("figure4", "quick")
+    cache = Cache(cache_dir)
+    for cell in cells:  # the store files each run under the key reproduce looks for
+        entry = cache.load(cell.spec.entry.result_kind, cell.spec.entry.result_key(cell.spec.config, cell.spec.eval))
+        assert R.store_key(cell.spec) == R.run_key_for(cell.spec.entry.result_kind, entry.config)
+    assert set(ResultsStore(cache_dir / "results").run_keys()) == {R.store_key(c.spec) for c in cells}
+    for child in cache_dir.iterdir():  # every cache entry gone, the store kept
+        if child.name != "results":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["from_store"] == 2 and again["from_cache"] == 0 and again["trained"] == 0
+    assert again["rows"] == first["rows"]
+    assert not any(p.name != "results" for p in cache_dir.iterdir())  # nothing was trained again
+    assert main(args[:2] + args[3:]) == 0  # the text output says where the runs came from
+    assert "2 runs: 2 from the store, 0 from the cache, 0 trained" in capsys.readouterr().out
+
+
+def test_target_rows_come_from_stored_scores():
+    rows = [
+        {"method": "", "metric": "accuracy", "value": 0.5},
+        {"method": "saliency", "metric": "method_peak_memory_bytes", "value": 2.0**21},
+        {"method": "deeplift", "metric": "method_peak_memory_bytes", "value": None},
+    ]
+    assert R._accuracy_percent(rows) == [{"method": "", "metric": "accuracy_percent", "value": 50.0}]
+    assert R._figure5_rows(rows) == [{"method": "saliency", "metric": "peak_memory_mib", "value": 2.0}]

@@ -35,6 +35,7 @@ from chaosmining.evaluation import (
     sanity,
 )
 from chaosmining.evaluation.common import MethodsConfig
+from chaosmining.evaluation.estimators import estimator_label
 from chaosmining.runs import RunSpec
 from ui.common import export_section, get_cache, job_notice, jobs, show_job, submit_run
 
@@ -143,6 +144,7 @@ def section(
     result = cached_result(name, config)
     job = jobs().get(key)
     if result is not None:
+        failure_notices(result)
         render(result)
         return result
     if job is not None and not job.snapshot().done:
@@ -157,6 +159,14 @@ def section(
         if submit(name, config, description) is not None:
             st.rerun()
     return None
+
+
+def failure_notices(result: Any) -> None:
+    """One notice per estimator whose method failed in ``result`` (it has no curve; the others are scored)."""
+    for key, message in getattr(result, "errors", {}).items():
+        method, _, post = key.partition("+")
+        label = estimator_label(method) + (f" ({post})" if post else "")
+        st.warning(f"**{label} could not be scored.** {message}", icon=":material/block:")
 
 
 def export(name: str, result: Any) -> None:

@@ -192,7 +192,7 @@ def render_progress(snap: RunSnapshot) -> None:
 
 def reading(result: RFEResult) -> str:
     """A plain-language reading of the final round."""
-    finals = [(s, r.final) for s, r in result.runs.items() if r.final is not None]
+    finals = [(s, r.final) for s, r in result.runs.items() if r.final is not None and not r.error_message]
     if not finals:
         return ""
     k = result.schedule[-1]

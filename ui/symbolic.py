@@ -89,7 +89,9 @@ def load_sweep(sweep: SweepConfig) -> SweepResult | None:
 
 def reading(result: SymbolicResult) -> str:
     """A plain-language reading of the scores."""
-    ranked = sorted(((s.fprec, m) for m, s in result.scores.items() if not METHODS.get(m).is_control), reverse=True)
+    ranked = sorted(
+        ((s.fprec, m) for m, s in result.scores.items() if not METHODS.get(m).is_control and not s.error), reverse=True
+    )
     if not ranked:
         return ""
     best_f, best = ranked[0]

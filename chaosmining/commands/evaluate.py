@@ -405,7 +405,18 @@ def _make(spec: EvaluationCommand) -> Command:
             result = through_executor(spec.name, a)(config, cache=cache, device="cpu", report=report)
         return _finish(result, a)
 
-    return Command(spec.name, spec.help, spec.add_arguments, run, spec.render, rerun)
+    return Command(spec.name, spec.help, spec.add_arguments, run, _with_failures(spec.render), rerun)
+
+
+def _with_failures(render: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+    """``render`` followed by an 'n/a' row per estimator that failed (it has no curve; the others scored)."""
+
+    def rendered(out: dict[str, Any]) -> str:
+        text = render(out)
+        rows = [f"  {k:<28}{'n/a':>6}  {msg}" for k, msg in (out.get("errors") or {}).items()]
+        return "\n".join([text, "failed (no scores):", *rows]) if rows else text
+
+    return rendered
 
 
 for _spec in EVALUATION_COMMANDS:

@@ -1,8 +1,8 @@
 """``reproduce``: regenerate one of the paper's figures or tables, beside its published numbers.
 
 ``python -m chaosmining reproduce table2 --scale quick`` expands the target's grid into runs of the run
-layer (cached runs answer at once, so an interrupted reproduction resumes), prints the table (ours: mean,
-std and count over seeds and formulas; the paper's value and the difference where it publishes one) and,
+layer (runs the results store or the cache already has answer at once, so an interrupted reproduction
+resumes), prints the table (ours: mean, std and count over seeds and formulas; the paper's value and the difference where it publishes one) and,
 with ``--export DIR``, writes the figure (HTML, PNG, SVG), the table and the tidy scores as CSV. The
 logic lives in :mod:`chaosmining.reproduce`.
 """
@@ -82,8 +82,8 @@ def _render(out: dict[str, Any]) -> str:
         out["title"],
         f"scale {out['scale']} ({out['scale_means']})",
         f"reduces: {out['reduces']}",
-        f"{out['runs']} runs: {out['from_cache']} from the cache, {out['trained']} trained, {len(out['failed'])} "
-        f"failed; {out['seconds']:.1f} s",
+        f"{out['runs']} runs: {out.get('from_store', 0)} from the store, {out['from_cache']} from the cache, "
+        f"{out['trained']} trained, {len(out['failed'])} failed; {out['seconds']:.1f} s",
         f"paper's numbers: {out['paper_numbers']}",
         "",
         _numeric(pd.DataFrame(out["rows"], columns=out["columns"])).to_string(

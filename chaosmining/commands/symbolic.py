@@ -117,12 +117,16 @@ def _render(out: dict[str, Any]) -> str:
         f"({'cached' if out['cached'] else 'trained'} on {out['device']}, {out['seconds']:.1f} s)",
         f"{'method':<24}{'FPrec':>8}{'UScore':>9}{'seconds':>10}",
     ]
+    errors = out.get("errors", {})
     for m, f in out["fprec"].items():
+        if m in errors:  # a method that failed: its row says why, the others are scored
+            lines.append(f"{m:<24}{'n/a':>8}  {errors[m]}")
+            continue
         u = out["uscore"][m]
         lines.append(f"{m:<24}{f:>8.3f}{'' if u is None else format(u, '.3f'):>9}{out['method_seconds'][m]:>10.3f}")
     lines.append(f"random floor (k/d): {out['random_fprec_expected']:.3f}")
     for m, ws in out.get("warnings", {}).items():
-        lines += [f"note ({m}): {w}" for w in ws]
+        lines += [f"note ({m}): {w}" for w in ws if w != errors.get(m)]
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ is blurred too: it carries no information, blurred or not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..cache import Cache
@@ -79,6 +79,7 @@ class BlurResult:
     """ROAR curves (retrained and not), ROAD curves, and per-variant mask statistics and probe scores.
 
     ``mask_stats[key][stat]`` and ``probe[key]`` are lists over ``fractions`` (test masks, first repeat).
+    ``errors`` holds the message of each variant whose method failed (no curves).
     """
 
     config: BlurConfig
@@ -92,6 +93,7 @@ class BlurResult:
     labels: dict[str, str]
     seconds: float = 0.0
     cached: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,7 @@ class BlurResult:
             "road": {o: {k: c.to_dict() for k, c in cs.items()} for o, cs in self.road.items()},
             "mask_stats": self.mask_stats,
             "probe": self.probe,
+            "errors": self.errors,
             "seconds": self.seconds,
             "cached": self.cached,
             "config": self.config.to_dict(),
@@ -208,11 +211,12 @@ def run_blur(
             should_stop=should_stop,
         )
         road: dict[str, Any] = {}
+        errors: dict[str, str] = dict(roar.get("errors", {}))
         if config.road:
             progress.total = len(variants) * 2
             road = road_curves(
                 task,
-                variants,
+                [v for v in variants if v.key not in errors],
                 fractions,
                 orders=("morf", "lerf"),
                 imputations=("linear",),
@@ -221,8 +225,9 @@ def run_blur(
                 aggregate=config.aggregate,
                 cache=cache,
                 progress=progress,
+                errors=errors,
             )["linear"]
-        return {**roar, "road": road}
+        return {**roar, "road": road, "errors": errors}
 
     s, cached, seconds = cached_summary(cache, KIND, config, compute)
     fr = tuple(s["fractions"])
@@ -239,4 +244,5 @@ def run_blur(
         labels=labels,
         seconds=seconds,
         cached=cached,
+        errors=dict(s.get("errors", {})),
     )

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from ..attribution import attribute
 from ..cache import Cache
+from ..errors import AttributionMethodError
 from ..validation import check_int
 from .common import Curve, MethodsConfig, Progress, cached_summary, derive_seed
 from .estimators import CONTROLS, estimator_label, estimator_scores
@@ -157,7 +158,8 @@ def default_n_values(n_units: int) -> tuple[int, ...]:
 
 @dataclass
 class FaithfulnessResult:
-    """Deletion and insertion curves (x: fraction of units moved) and Sensitivity-n (x: n), per estimator."""
+    """Deletion and insertion curves (x: fraction of units moved) and Sensitivity-n (x: n), per estimator;
+    ``errors`` holds the message of each estimator that failed (no curves)."""
 
     config: FaithfulnessConfig
     task: dict[str, Any]
@@ -167,6 +169,7 @@ class FaithfulnessResult:
     n_values: tuple[int, ...]
     seconds: float = 0.0
     cached: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     def aucs(self) -> dict[str, dict[str, float]]:
         return {
@@ -184,6 +187,7 @@ class FaithfulnessResult:
             "insertion": {k: c.to_dict() for k, c in self.insertion.items()},
             "sensitivity_n": {k: c.to_dict() for k, c in self.sensitivity.items()},
             "n_values": list(self.n_values),
+            "errors": self.errors,
             "seconds": self.seconds,
             "cached": self.cached,
             "config": self.config.to_dict(),
@@ -250,18 +254,26 @@ def run_faithfulness(
         start = insertion_substrate(X, task.modality, task.fill())
         n_values = config.n_values or default_n_values(task.n_units)
         ns = min(config.sens_samples, n)
-        out: dict[str, Any] = {"deletion": {}, "insertion": {}, "sensitivity": {}, "labels": {}}
+        out: dict[str, Any] = {"deletion": {}, "insertion": {}, "sensitivity": {}, "labels": {}, "errors": {}}
         for i, m in enumerate(config.methods):
             out["labels"][m] = estimator_label(m)
-            scores = estimator_scores(task, m, config.params_for(m), "test", seed=seed, cache=cache, rows=n)
+            try:
+                scores = estimator_scores(task, m, config.params_for(m), "test", seed=seed, cache=cache, rows=n)
+                attr = None
+                if m not in CONTROLS:
+                    target = task.targets(task.model, X[:ns])
+                    attr = attribute(
+                        task.model, X[:ns], m, target=target, params=config.params_for(m), seed=seed
+                    ).values
+            except AttributionMethodError as exc:  # this method fails alone; the others are scored
+                out["errors"][m] = str(exc)
+                continue
             order = rank_units(scores, np.random.default_rng(derive_seed(seed, i, 0xF1)))
             out["deletion"][m] = _curve_points(task, order, X, fill, config.steps, ref).tolist()
             progress.step(f"{estimator_label(m)}: deletion")
             out["insertion"][m] = _curve_points(task, order, start, X, config.steps, ref).tolist()
             progress.step(f"{estimator_label(m)}: insertion")
-            if m not in CONTROLS:
-                target = task.targets(task.model, X[:ns])
-                attr = attribute(task.model, X[:ns], m, target=target, params=config.params_for(m), seed=seed).values
+            if attr is not None:
                 out["sensitivity"][m] = sensitivity_n(
                     task, attr, X[:ns], n_values, config.subsets, seed, progress
                 ).tolist()
@@ -283,5 +295,13 @@ def run_faithfulness(
         for k, v in s["sensitivity"].items()
     }
     return FaithfulnessResult(
-        config, s["task"], curves(s["deletion"], xs), curves(s["insertion"], xs), sens, nv, seconds, cached
+        config,
+        s["task"],
+        curves(s["deletion"], xs),
+        curves(s["insertion"], xs),
+        sens,
+        nv,
+        seconds,
+        cached,
+        errors=dict(s.get("errors", {})),
     )

@@ -12,13 +12,14 @@ agreement is reported as the Spearman correlation of the two rankings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from ..cache import Cache
+from ..errors import AttributionMethodError
 from ..validation import check_choice, check_int
 from .common import (
     Curve,
@@ -78,7 +79,8 @@ class RoadConfig(MethodsConfig):
 
 @dataclass
 class RoadResult:
-    """``curves[imputation][order][estimator]`` is a :class:`Curve` over the fractions removed."""
+    """``curves[imputation][order][estimator]`` is a :class:`Curve` over the fractions removed; ``errors``
+    holds the message of each estimator that failed (no curves)."""
 
     config: RoadConfig
     task: dict[str, Any]
@@ -86,6 +88,7 @@ class RoadResult:
     curves: dict[str, dict[str, dict[str, Curve]]]
     seconds: float = 0.0
     cached: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     def consistency(self, imputation: str) -> float | None:
         """Spearman correlation of the estimators' MoRF ranking (low area first) and LeRF ranking (high area first)."""
@@ -114,6 +117,7 @@ class RoadResult:
                 for imp, orders in self.curves.items()
             },
             "consistency": {imp: self.consistency(imp) for imp in self.curves},
+            "errors": self.errors,
             "seconds": self.seconds,
             "cached": self.cached,
             "config": self.config.to_dict(),
@@ -164,11 +168,13 @@ def road_curves(
     aggregate: str,
     cache: Cache,
     progress: Progress,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, dict[str, dict[str, list[list[float]]]]]:
     """``raw[imputation][order][variant key][repeat][fraction]``: the original model's score after removal.
 
     Shared by ROAD and the blur comparison. Each repeat draws ``samples`` test rows (all when 0) and new
-    imputation noise.
+    imputation noise. A variant whose method fails (:class:`~chaosmining.errors.AttributionMethodError`)
+    has no curves; its message goes into ``errors`` by its key, and the others are scored.
     """
     seed = task.config.seed
     imputers = {i: fit_imputer(i, task.X_train, task.modality) for i in imputations}
@@ -179,7 +185,15 @@ def road_curves(
     for vi, v in enumerate(variants):
         progress.stage(f"attributing with {v.label}")
         kw = {"aggregate": aggregate, "post": v.post, "seed": seed, "cache": cache}
-        scores = estimator_scores(task, v.method, dict(v.params), "test", **kw)
+        try:
+            scores = estimator_scores(task, v.method, dict(v.params), "test", **kw)
+        except AttributionMethodError as exc:
+            if errors is not None:
+                errors[v.key] = str(exc)
+            for by_order in raw.values():
+                for curves in by_order.values():
+                    curves.pop(v.key, None)
+            continue
         for r in range(repeats):
             rng = np.random.default_rng(derive_seed(seed, r, 0xD0))
             rows = np.sort(rng.choice(len(task.X_test), n, replace=False)) if n < len(task.X_test) else np.arange(n)
@@ -214,6 +228,7 @@ def run_road(
         fractions = list(config.fractions) or list(default_fractions(task.relevant_fraction, task.n_units))
         variants = variants_for(config.methods, config.postprocess, config.params_for)
         progress.total = len(variants) * config.repeats * len(config.orders) * len(config.imputations)
+        errors: dict[str, str] = {}
         raw = road_curves(
             task,
             variants,
@@ -225,15 +240,19 @@ def run_road(
             aggregate=config.aggregate,
             cache=cache,
             progress=progress,
+            errors=errors,
         )
         return {
             "task": task.describe(),
             "fractions": fractions,
             "labels": {v.key: v.label for v in variants},
             "raw": raw,
+            "errors": errors,
         }
 
     summary, cached, seconds = cached_summary(cache, KIND, config, compute)
     fr = tuple(summary["fractions"])
     curves = nested_curves(summary["raw"], summary["labels"], fr)
-    return RoadResult(config, summary["task"], fr, curves, seconds=seconds, cached=cached)
+    return RoadResult(
+        config, summary["task"], fr, curves, seconds=seconds, cached=cached, errors=dict(summary.get("errors", {}))
+    )

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..attribution import METHODS
 from ..cache import Cache
+from ..errors import AttributionMethodError
 from ..validation import check_bool, check_choice, check_int
 from .blur import mask_probe, mask_statistics
 from .common import (
@@ -176,7 +177,9 @@ def removal_curves(
     """The shared loop of ROAR, KAR and the blur comparison; returns a JSON-able dict of raw results.
 
     ``order`` is ``morf`` (ROAR: remove the top fraction) or ``keep`` (KAR). Retraining seeds depend on
-    the repeat and the fraction only, so every estimator is compared on the same draws.
+    the repeat and the fraction only, so every estimator is compared on the same draws. An estimator whose
+    method fails (:class:`~chaosmining.errors.AttributionMethodError`) has no curve; its message is under
+    ``errors`` by its key, and the others are scored.
     """
     cache = cache or Cache()
     progress = Progress(len(variants) * len(fractions) * repeats if fractions else 1, report, should_stop)
@@ -185,6 +188,7 @@ def removal_curves(
     stats: dict[str, dict[str, list[float]]] = {}
     probes: dict[str, list[float]] = {}
     retrain_seconds: list[float] = []
+    errors: dict[str, str] = {}
     described: dict[str, Any] = {}
     fractions = list(fractions)
     for r, task in _tasks(task_config, repeats, cache, progress):
@@ -195,6 +199,8 @@ def removal_curves(
         fill = task.fill()
         classify = task.output.name != "regression"
         for vi, v in enumerate(variants):
+            if v.key in errors:
+                continue
             progress.stage(f"attributing with {v.label}")
             attr_seed = task.config.seed + (r if v.method in METHODS and METHODS.get(v.method).is_control else 0)
             kw = {"aggregate": aggregate, "post": v.post, "seed": attr_seed, "cache": cache}
@@ -202,10 +208,14 @@ def removal_curves(
             # One tie-breaking order of the units for both splits: a retrained model must meet the same
             # removed units at test time as in training.
             tie = derive_seed(task.config.seed, r, vi, 0xA0)
-            order_train = rank_units(
-                estimator_scores(task, v.method, params, "train", **kw), np.random.default_rng(tie)
-            )
-            order_test = rank_units(estimator_scores(task, v.method, params, "test", **kw), np.random.default_rng(tie))
+            try:
+                scores_train = estimator_scores(task, v.method, params, "train", **kw)
+                scores_test = estimator_scores(task, v.method, params, "test", **kw)
+            except AttributionMethodError as exc:  # this estimator fails alone; the others are scored
+                errors[v.key] = str(exc)
+                continue
+            order_train = rank_units(scores_train, np.random.default_rng(tie))
+            order_test = rank_units(scores_test, np.random.default_rng(tie))
             row, plain_row = [], []
             for fi, t in enumerate(fractions):
                 mask_train = removal_mask(order_train, task.unit_shape, t, order)
@@ -232,6 +242,9 @@ def removal_curves(
                 progress.step(f"{v.label}, {'kept' if order == 'keep' else 'removed'} {t:g}")
             raw[v.key].append(row)
             plain[v.key].append(plain_row)
+    for key in errors:  # an estimator that failed in a later repeat keeps no partial curve
+        for table in (raw, plain, stats, probes):
+            table.pop(key, None)
     return {
         "task": described,
         "fractions": fractions,
@@ -242,12 +255,13 @@ def removal_curves(
         "probe": probes,
         "retrain_seconds": float(np.mean(retrain_seconds)) if retrain_seconds else None,
         "n_retrains": len(retrain_seconds),
+        "errors": errors,
     }
 
 
 @dataclass
 class RoarResult:
-    """Curves of one ROAR/KAR run.
+    """Curves of one ROAR/KAR run; ``errors`` holds the message of each estimator that failed (no curve).
 
     ``curves`` hold the retrained scores (empty with ``retrain=False``), ``no_retrain`` the original
     model's scores on the same modified test sets; both keyed by estimator. ``task`` describes the task
@@ -265,6 +279,7 @@ class RoarResult:
     n_retrains: int = 0
     seconds: float = 0.0
     cached: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def main(self) -> dict[str, Curve]:
@@ -298,6 +313,7 @@ class RoarResult:
             "probe": self.probe,
             "retrain_seconds": self.retrain_seconds,
             "n_retrains": self.n_retrains,
+            "errors": self.errors,
             "seconds": self.seconds,
             "cached": self.cached,
             "config": self.config.to_dict(),
@@ -324,6 +340,7 @@ class RoarResult:
             n_retrains=s.get("n_retrains", 0),
             seconds=seconds,
             cached=cached,
+            errors=dict(s.get("errors", {})),
         )
 
     def table(self) -> list[dict[str, Any]]:

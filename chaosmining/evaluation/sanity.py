@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from torch import nn
 
 from ..attribution import attribute
 from ..cache import Cache
-from ..errors import ConfigError
+from ..errors import AttributionMethodError, ConfigError
 from ..registry import Registry
 from ..validation import check_choice, check_float, check_int
 from .common import MethodsConfig, Progress, cached_summary, derive_seed
@@ -122,7 +122,7 @@ class SanityResult:
     """``values[method][step][metric]`` = (mean, std over samples) of the similarity to the trained model's map.
 
     ``steps`` are the layers randomised (top first), the two comparisons of the label test, or the one
-    comparison of the random-logit test.
+    comparison of the random-logit test. ``errors`` holds the message of each method that failed (no values).
     """
 
     config: SanityConfig
@@ -133,6 +133,7 @@ class SanityResult:
     info: dict[str, Any]
     seconds: float = 0.0
     cached: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON: per method and layer (or model) each similarity value."""
@@ -149,6 +150,7 @@ class SanityResult:
                 m: {s: {k: v[1] for k, v in by.items()} for s, by in steps.items()} for m, steps in self.values.items()
             },
             "info": self.info,
+            "errors": self.errors,
             "seconds": self.seconds,
             "cached": self.cached,
             "config": self.config.to_dict(),
@@ -306,24 +308,20 @@ def run_sanity(
         metrics = similarities_for(task.modality)
         progress.total = max(1, (len(plan.comparisons) + 1) * len(config.methods))
         values: dict[str, dict[str, dict[str, list[float]]]] = {}
+        errors: dict[str, str] = {}
         for m in config.methods:
             params = config.params_for(m)
-            reference = attribute(plan.reference, X, m, target=target, params=params, seed=seed).values
-            progress.step(f"{estimator_label(m)}: the reference map")
-            values[m] = {}
-            for label, model, tgt in plan.comparisons:
-                other = attribute(model, X, m, target=tgt, params=params, seed=seed).values
-                values[m][label] = {}
-                for k in metrics:
-                    sims = similarity(k, reference, other, task.modality)
-                    values[m][label][k] = [float(np.nanmean(sims)), float(np.nanstd(sims))]
-                progress.step(f"{estimator_label(m)}: {label}")
+            try:
+                values[m] = _method_values(m, params, plan, X, target, seed, metrics, task.modality, progress)
+            except AttributionMethodError as exc:  # this method fails alone; the others are scored
+                errors[m] = str(exc)
         return {
             "task": task.describe(),
             "steps": [c[0] for c in plan.comparisons],
             "metrics": metrics,
             "values": values,
             "info": plan.info,
+            "errors": errors,
         }
 
     summary, cached, seconds = cached_summary(cache, KIND, config, compute)
@@ -332,5 +330,38 @@ def run_sanity(
         for m, steps in summary["values"].items()
     }
     return SanityResult(
-        config, summary["task"], summary["steps"], summary["metrics"], values, summary["info"], seconds, cached
+        config,
+        summary["task"],
+        summary["steps"],
+        summary["metrics"],
+        values,
+        summary["info"],
+        seconds,
+        cached,
+        errors=dict(summary.get("errors", {})),
     )
+
+
+def _method_values(
+    m: str,
+    params: dict[str, Any],
+    plan: _Plan,
+    X: np.ndarray,
+    target: Any,
+    seed: int,
+    metrics: list[str],
+    modality: str,
+    progress: Progress,
+) -> dict[str, dict[str, list[float]]]:
+    """``[step][metric] = [mean, std]`` of method ``m``'s similarity to the reference map, per comparison."""
+    reference = attribute(plan.reference, X, m, target=target, params=params, seed=seed).values
+    progress.step(f"{estimator_label(m)}: the reference map")
+    out: dict[str, dict[str, list[float]]] = {}
+    for label, model, tgt in plan.comparisons:
+        other = attribute(model, X, m, target=tgt, params=params, seed=seed).values
+        out[label] = {}
+        for k in metrics:
+            sims = similarity(k, reference, other, modality)
+            out[label][k] = [float(np.nanmean(sims)), float(np.nanstd(sims))]
+        progress.step(f"{estimator_label(m)}: {label}")
+    return out

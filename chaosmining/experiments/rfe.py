@@ -382,6 +382,9 @@ class _Driver:
                 )
                 self._record(run, w.selector, w.round_index, record)
                 continue
+            if w.method is not None and w.method in out.method_errors:
+                self._fail(run, w.selector, out.method_errors[w.method])  # this selector alone stops
+                continue
             if w.method is not None and w.method not in out.importance:
                 still.append(w)  # the unit was already in flight for other methods: ask again (cache hit)
                 continue

@@ -17,7 +17,7 @@ unit and the next run resumes from them. Selection reads the training rows (fit)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch
 
 from ..cache import Cache
 from ..config import ConfigBase, stable_hash
-from ..errors import ChaosMiningError, JobCancelled
+from ..errors import AttributionMethodError, ChaosMiningError, JobCancelled
 from ..models.mlp import MLPConfig
 from ..runtime import resolve_device
 from ..selection import attribution_importance, classic_rfe, get_selector
@@ -158,6 +158,8 @@ class UnitResult:
     """A trained unit: its errors and, per asked method, the importances of its kept columns.
 
     ``cached``: the network came from the cache rather than being trained for this request.
+    ``method_errors``: the message of each asked method that failed on this network (no importance; the
+    unit's other methods are computed, and only the selectors ranking by it stop).
     """
 
     kept: tuple[int, ...]
@@ -168,6 +170,7 @@ class UnitResult:
     importance: dict[str, np.ndarray]
     attr_seconds: dict[str, float]
     warnings: dict[str, tuple[str, ...]]
+    method_errors: dict[str, str] = field(default_factory=dict)
 
 
 class _StopMonitor:
@@ -273,6 +276,7 @@ def perform_train_unit(
     importance: dict[str, np.ndarray] = {}
     attr_seconds: dict[str, float] = {}
     warnings: dict[str, tuple[str, ...]] = {}
+    method_errors: dict[str, str] = {}
     for method, params in unit.methods:
 
         def ibuild(folder: Path, method: str = method, params: Params = params) -> dict[str, Any]:
@@ -282,12 +286,16 @@ def perform_train_unit(
             np.save(folder / "importance.npy", imp)
             return {"seconds": secs, "warnings": list(warns)}
 
-        io_ = cache.get_or_create(
-            IMPORTANCE_KIND,
-            unit.importance_key(method, params),
-            ibuild,
-            config={"unit": unit.model_key, "method": method},
-        )
+        try:
+            io_ = cache.get_or_create(
+                IMPORTANCE_KIND,
+                unit.importance_key(method, params),
+                ibuild,
+                config={"unit": unit.model_key, "method": method},
+            )
+        except AttributionMethodError as exc:  # not cached: a fixed method is tried again
+            method_errors[method] = str(exc)
+            continue
         importance[method] = np.asarray(np.load(io_.entry.file("importance.npy")), dtype=np.float64)
         attr_seconds[method] = io_.entry.meta["seconds"]
         warnings[method] = tuple(io_.entry.meta["warnings"])
@@ -300,6 +308,7 @@ def perform_train_unit(
         importance=importance,
         attr_seconds=attr_seconds,
         warnings=warnings,
+        method_errors=method_errors,
     )
 
 

@@ -11,7 +11,7 @@
 
 from .extractors import EXTRACTORS, extract
 from .paper import PAPER_TARGETS, PaperValue, paper_reference
-from .rebuild import LOADERS, RebuildReport, rebuild
+from .rebuild import RebuildReport, rebuild, rebuild_kinds
 from .record import code_version, record, run_key_for
 from .store import (
     RESULTS_ENV,
@@ -27,7 +27,7 @@ from .store import (
 
 __all__ = [
     "EXTRACTORS",
-    "LOADERS",
+    "rebuild_kinds",
     "PAPER_TARGETS",
     "PaperValue",
     "RESULTS_ENV",

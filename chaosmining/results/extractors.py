@@ -10,25 +10,45 @@ model's accuracy, the prediction UScore) has ``method == ""``.
 Metric names are the summaries' own keys (``fprec``, ``uscore``, ``iou``, ``pointing_game``,
 ``channel_fprec``, ...); curves add their normalised area (``roar_area``, ``deletion_auc``, ...) and
 one point per fraction (``roar@0.1``).
+
+A method that failed in a run (its ``errors`` or ``unavailable`` entry, a selector's ``error_message``)
+has no scores there, so it gets no rows: its NaN placeholders never reach the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..registry import Registry
 from .store import RunRecord, ScoreRow
 
-__all__ = ["EXTRACTORS", "Extractor", "extract"]
+__all__ = ["EXTRACTORS", "Extractor", "extract", "failed_methods"]
 
 Extractor = Callable[[Any], RunRecord]
 EXTRACTORS: Registry[Extractor] = Registry("result kind")
 
 
 def extract(kind: str, result: Any) -> RunRecord:
-    """The store's view of ``result`` of cache result kind ``kind`` (see :data:`EXTRACTORS`)."""
-    return EXTRACTORS.get(kind)(result)
+    """The store's view of ``result`` of cache result kind ``kind`` (see :data:`EXTRACTORS`); methods
+    that failed in the run are left out (:func:`failed_methods`)."""
+    record = EXTRACTORS.get(kind)(result)
+    failed = failed_methods(result)
+    if not failed:
+        return record
+    return replace(record, scores=tuple(r for r in record.scores if r.method not in failed))
+
+
+def failed_methods(result: Any) -> set[str]:
+    """Methods (or selectors) that failed in ``result``: its summary's ``errors``/``unavailable`` keys,
+    and selectors with an ``error_message``."""
+    summary = result.summary()
+    failed = {m for key in ("errors", "unavailable") if isinstance(summary.get(key), Mapping) for m in summary[key]}
+    for name, run in (summary.get("selectors") or {}).items():
+        if isinstance(run, Mapping) and run.get("error_message"):
+            failed.add(name)
+    return failed
 
 
 def _per_method(summary: Mapping[str, Any], keys: Iterable[str]) -> list[ScoreRow]:
@@ -61,7 +81,9 @@ def _symbolic(result: Any) -> RunRecord:
         model=f"mlp({_setting(model, ('width', 'depth', 'dropout', 'activation'))})",
         seed=c.get("seed"),
         scores=tuple(
-            _per_method(s, ("fprec", "uscore", "consistency", "convergence", "method_seconds"))
+            _per_method(
+                s, ("fprec", "uscore", "consistency", "convergence", "method_seconds", "method_peak_memory_bytes")
+            )
             + [ScoreRow(m, "fprec_std", v.fprec_std) for m, v in result.scores.items()]
             + _run_level(s, ("prediction_uscore", "test_mae", "random_fprec_expected"))
         ),

@@ -1,9 +1,11 @@
 """Backfill the results store from a cache: every result-kind entry, loaded and recorded.
 
-Each :data:`LOADERS` entry turns a cache entry's manifest configuration back into config objects and
-loads the result through the library's own function (``run_symbolic``, ``load_rfe``, ``run_roar``...).
-The entry's key is checked against the key those configs hash to first, so a configuration that no
-longer round-trips (a renamed field, a plugin method that is not loaded) is skipped, never retrained.
+What to rebuild comes from the run layer's :data:`~chaosmining.runs.RUN_KINDS`: every kind whose
+``result_kind`` has an extractor is rebuilt from its cache entries by turning the manifest's configuration
+back into config objects (``config_from``, and ``eval_from`` for the modalities' experiments, whose manifest
+holds ``{"model", "eval"}``) and loading the result the way the run layer does (``RunKind.load``). The
+entry's key is checked against the key those configs hash to first, so a configuration that no longer
+round-trips (a renamed field, a plugin method that is not loaded) is skipped, never retrained.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cache import Cache, CacheEntry
-from ..errors import ChaosMiningError
-from ..registry import Registry
+from ..errors import ChaosMiningError, ConfigError
+from ..experiments import rfe as _rfe  # noqa: F401 - registers the 'rfe' run kind
+from ..runs import RUN_KINDS, RunKind, RunSpec
+from .extractors import EXTRACTORS
 from .record import record
 from .store import ResultsStore
 
-__all__ = ["LOADERS", "Loaded", "RebuildReport", "rebuild"]
+__all__ = ["Loaded", "RebuildReport", "rebuild", "rebuild_kinds", "load_entry"]
 
 
 @dataclass(frozen=True)
@@ -31,86 +35,41 @@ class Loaded:
     seconds: float | None
 
 
-Loader = Callable[[CacheEntry, Cache], Loaded]
-LOADERS: Registry[Loader] = Registry("result kind")
-
-
 class _StaleEntry(ChaosMiningError):
     """The entry's configuration no longer hashes to its key."""
 
 
-def _check_key(entry: CacheEntry, key: str) -> None:
+def rebuild_kinds() -> dict[str, RunKind]:
+    """The run kinds whose results the store records, by their cache result kind (one kind per result kind)."""
+    out: dict[str, RunKind] = {}
+    for _, kind in RUN_KINDS.items():
+        if kind.result_kind in EXTRACTORS:
+            out.setdefault(kind.result_kind, kind)
+    return out
+
+
+def load_entry(kind: RunKind, entry: CacheEntry, cache: Cache) -> Loaded:
+    """The result of cache ``entry`` of run kind ``kind``, loaded as the run layer loads a finished run.
+
+    Raises
+    ------
+    ChaosMiningError
+        When the entry's configuration no longer hashes to its key, or its result cannot be read.
+    """
+    if kind.eval_from is not None:
+        config = kind.config_from(entry.config.get("model", {}))
+        ev = kind.eval_from(entry.config.get("eval", {}))
+    else:
+        config, ev = kind.config_from(entry.config), None
+    key = kind.result_key(config, ev)
     if key != entry.key:
         raise _StaleEntry(f"its configuration now hashes to {key}, not {entry.key} (written by another version)")
-
-
-def _model_run(config_type: Any, eval_type: Any, key_of: Callable[..., str], run: Callable[..., Any]) -> Loader:
-    def load(entry: CacheEntry, cache: Cache) -> Loaded:
-        config = config_type.from_dict(entry.config.get("model", {}))
-        ev = eval_type.from_dict(entry.config.get("eval", {}))
-        _check_key(entry, key_of(config, ev))
-        result = run(config, ev, cache=cache, device="cpu")
-        return Loaded(entry.config, result, result.device, result.train_seconds)
-
-    return load
-
-
-def _evaluation(config_type: Any, run: Callable[..., Any]) -> Loader:
-    def load(entry: CacheEntry, cache: Cache) -> Loaded:
-        config = config_type.from_dict(entry.config)
-        _check_key(entry, config.config_hash)
-        result = run(config, cache=cache)
-        return Loaded(entry.config, result, "cpu", entry.meta.get("seconds"))
-
-    return load
-
-
-def _rfe(entry: CacheEntry, cache: Cache) -> Loaded:
-    from ..experiments.rfe import load_rfe, rfe_config_from_dict
-
-    config = rfe_config_from_dict(entry.config)
-    _check_key(entry, config.config_hash)
-    result = load_rfe(config, cache)
-    if result is None:
-        raise _StaleEntry("load_rfe found no readable result")
-    return Loaded(entry.config, result, None, result.seconds)
-
-
-def _register_loaders() -> None:
-    from ..evaluation import (
-        BlurConfig,
-        FaithfulnessConfig,
-        RoadConfig,
-        RoarConfig,
-        SanityConfig,
-        run_blur,
-        run_faithfulness,
-        run_road,
-        run_roar,
-        run_sanity,
-    )
-    from ..experiments import audio, symbolic, vision
-
-    LOADERS.register(
-        symbolic.RESULT_KIND,
-        _model_run(symbolic.SymbolicConfig, symbolic.EvalConfig, symbolic._result_key, symbolic.run_symbolic),
-    )
-    LOADERS.register(
-        vision.RESULT_KIND,
-        _model_run(vision.VisionConfig, vision.VisionEvalConfig, vision.result_key, vision.run_vision),
-    )
-    LOADERS.register(
-        audio.RESULT_KIND, _model_run(audio.AudioConfig, audio.AudioEvalConfig, audio.result_key, audio.run_audio)
-    )
-    LOADERS.register("rfe-result", _rfe)
-    for kind, config_type, run in (
-        ("eval-roar", RoarConfig, run_roar),
-        ("eval-road", RoadConfig, run_road),
-        ("eval-blur", BlurConfig, run_blur),
-        ("eval-sanity", SanityConfig, run_sanity),
-        ("eval-faithfulness", FaithfulnessConfig, run_faithfulness),
-    ):
-        LOADERS.register(kind, _evaluation(config_type, run))
+    result = kind.load(RunSpec(kind.name, config, ev, "cpu"), cache)
+    device = getattr(result, "device", None) or ("cpu" if not (kind.uses_device or kind.composite) else None)
+    seconds = getattr(result, "train_seconds", None)
+    if seconds is None:
+        seconds = entry.meta.get("seconds", getattr(result, "seconds", None))
+    return Loaded(entry.config, result, device, seconds)
 
 
 @dataclass
@@ -130,30 +89,35 @@ def rebuild(
     kinds: list[str] | None = None,
     report: Callable[..., None] | None = None,
 ) -> RebuildReport:
-    """Record every result in ``cache`` (all :data:`LOADERS` kinds, or ``kinds``) into ``store``.
+    """Record every result in ``cache`` (all :func:`rebuild_kinds`, or the result kinds ``kinds``) into ``store``.
 
     Entries already in the store are recorded again and supersede their old rows (same run key).
     """
-    if not len(LOADERS):
-        _register_loaders()
     cache = cache or Cache()
     store = store or ResultsStore()
     out = RebuildReport()
-    for kind in kinds or LOADERS.names():
-        load = LOADERS.get(kind)
+    by_result = rebuild_kinds()
+    for result_kind in kinds or list(by_result):
+        run_kind = by_result.get(result_kind)
+        if run_kind is None:
+            raise ConfigError(
+                f"Unknown result kind {result_kind!r}. Valid result kind names are: {', '.join(by_result)}."
+            )
         n = 0
-        for entry in cache.entries(kind):
+        for entry in cache.entries(result_kind):
             try:
-                loaded = load(entry, cache)
+                loaded = load_entry(run_kind, entry, cache)
             except (ChaosMiningError, ValueError, TypeError, KeyError) as exc:
-                out.skipped.append(f"{kind}/{entry.key}: {exc}")
+                out.skipped.append(f"{result_kind}/{entry.key}: {exc}")
                 continue
-            rid = record(kind, loaded.config, loaded.result, device=loaded.device, seconds=loaded.seconds, store=store)
+            rid = record(
+                result_kind, loaded.config, loaded.result, device=loaded.device, seconds=loaded.seconds, store=store
+            )
             if rid is None:
-                out.skipped.append(f"{kind}/{entry.key}: the store could not record it (see the log)")
+                out.skipped.append(f"{result_kind}/{entry.key}: the store could not record it (see the log)")
                 continue
             n += 1
             if report is not None:
-                report(kind=kind, key=entry.key, done=n)
-        out.recorded[kind] = n
+                report(kind=result_kind, key=entry.key, done=n)
+        out.recorded[result_kind] = n
     return out

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "execute",
     "follow",
     "gather",
+    "flush_records",
 ]
 
 EXECUTOR_ENV = "CHAOSMINING_EXECUTOR"
@@ -104,6 +106,17 @@ def record_in_store(handle: RunHandle) -> None:
 
 
 FINISHED_HOOKS.append(record_in_store)
+
+
+def flush_records(timeout: float | None = 120.0) -> bool:
+    """Wait until every run handed to :func:`record_in_store` so far is filed (its one thread works in order);
+    False when that took longer than ``timeout`` seconds (the records still follow)."""
+    try:
+        _RECORDER.submit(lambda: None).result(timeout)
+    except FuturesTimeout:
+        log.warning("The results store is still filing finished runs after %s s.", timeout)
+        return False
+    return True
 
 
 def _finished(handle: RunHandle) -> None:
