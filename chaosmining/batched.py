@@ -40,17 +40,16 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch.func import vmap
 
 from .errors import ConfigError, JobCancelled, TrainingDivergedError
-from .models.mlp import ACTIVATIONS, ActivationSpec, MLPConfig, init_mlp_parameters
+from .models.mlp import ACTIVATIONS, MLPConfig, init_mlp_parameters
 from .runtime import lend_idle_cores, resolve_device, tune_allocator
 from .training import (
     LOSSES,
     OPTIMIZERS,
-    LossSpec,
     TrainConfig,
     TrainedMLP,
+    batched_loss_and_grads,
     check_precision,
     diverged_error,
     snapshot_epochs,
@@ -122,57 +121,6 @@ def step_macs(n_inputs: int, rows: int, model: MLPConfig) -> int:
     w = model.width
     forward = rows * (n_inputs * w + (model.depth - 1) * w * w + w)
     return 3 * forward - rows * n_inputs * w
-
-
-def batched_loss_and_grads(
-    params: list[torch.Tensor],
-    XT: torch.Tensor,
-    yT: torch.Tensor,
-    act: ActivationSpec,
-    dropout_mask: torch.Tensor | None = None,
-    loss: str | LossSpec = "mse",
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """:func:`chaosmining.training.mlp_loss_and_grads` for K stacked networks at once.
-
-    Parameters
-    ----------
-    params : ``[W1, b1, ..., W_out, b_out]``, each ``W`` of shape ``(K, out, in)`` and ``b`` ``(K, out)``.
-    XT : inputs, ``(K, n_inputs, n)``: member k's rows are the columns of ``XT[k]``.
-    yT : targets, ``(K, 1, n)``.
-    dropout_mask : ``(K, width, n)`` already scaled by 1/(1-p), or ``None``.
-    loss : a :data:`LOSSES` name or entry; its ``value_and_grad`` is applied per member (``vmap``).
-
-    Returns
-    -------
-    losses : ``(K,)``, each member's mean loss.
-    grads : gradients in the order and shapes of ``params``.
-    """
-    spec = LOSSES.get(loss) if isinstance(loss, str) else loss
-    Ws, bs = params[0::2], params[1::2]
-    zs: list[torch.Tensor] = []
-    acts: list[torch.Tensor] = [XT]
-    h = XT
-    for W, b in zip(Ws[:-1], bs[:-1]):
-        z = torch.baddbmm(b.unsqueeze(2), W, h)
-        h = act.forward(z)
-        zs.append(z)
-        acts.append(h)
-    last_in = h if dropout_mask is None else h * dropout_mask
-    pred = torch.baddbmm(bs[-1].unsqueeze(2), Ws[-1], last_in)  # (K, 1, n)
-    values, g = vmap(spec.value_and_grad)(pred, yT)  # (K,), (K, 1, n)
-    grads: list[torch.Tensor] = [torch.empty(0)] * len(params)
-    grads[-2] = torch.bmm(g, last_in.transpose(1, 2))
-    grads[-1] = g.sum(2)
-    ga = Ws[-1].transpose(1, 2) * g  # (K, width, n): a broadcast, not a rank-1 product
-    if dropout_mask is not None:
-        ga = ga * dropout_mask
-    for layer in range(len(zs) - 1, -1, -1):
-        gz = act.backward(ga, zs[layer], acts[layer + 1])
-        grads[2 * layer] = torch.bmm(gz, acts[layer].transpose(1, 2))
-        grads[2 * layer + 1] = gz.sum(2)
-        if layer > 0:
-            ga = torch.bmm(Ws[layer].transpose(1, 2), gz)
-    return values, grads
 
 
 def _generator_seed(seed: int) -> int:

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.func import vmap
 
 from . import native
 from .config import ConfigBase
@@ -50,6 +51,7 @@ __all__ = [
     "TrainingMonitor",
     "TrainedMLP",
     "train_mlp",
+    "batched_loss_and_grads",
     "mlp_loss_and_grads",
     "snapshot_epochs",
     "training_macs_per_second",
@@ -290,31 +292,70 @@ def mlp_loss_and_grads(
     lib = _native_kernels([*params, XT, yT] + ([] if dropout_mask is None else [dropout_mask]), act, spec)
     if lib is not None:  # the same computation in one compiled call (chaosmining.native)
         return native.mlp_step(lib, params, XT, yT, act.native, spec.native, dropout_mask)
+    values, grads = batched_loss_and_grads(
+        [p.unsqueeze(0) for p in params],
+        XT.unsqueeze(0),
+        yT.unsqueeze(0),
+        act,
+        None if dropout_mask is None else dropout_mask.unsqueeze(0),
+        spec,
+    )
+    return values[0], [g[0] for g in grads]
+
+
+def batched_loss_and_grads(
+    params: list[torch.Tensor],
+    XT: torch.Tensor,
+    yT: torch.Tensor,
+    act: ActivationSpec,
+    dropout_mask: torch.Tensor | None = None,
+    loss: str | LossSpec = "mse",
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """:func:`mlp_loss_and_grads` for K stacked networks at once (K = 1 for one network).
+
+    Parameters
+    ----------
+    params : ``[W1, b1, ..., W_out, b_out]``, each ``W`` of shape ``(K, out, in)`` and ``b`` ``(K, out)``.
+    XT : inputs, ``(K, n_inputs, n)``: member k's rows are the columns of ``XT[k]``.
+    yT : targets, ``(K, 1, n)``.
+    dropout_mask : ``(K, width, n)`` already scaled by 1/(1-p), or ``None``.
+    loss : a :data:`LOSSES` name or entry; its ``value_and_grad`` is applied per member (``vmap``).
+
+    Returns
+    -------
+    losses : ``(K,)``, each member's mean loss.
+    grads : gradients in the order and shapes of ``params``.
+    """
+    spec = LOSSES.get(loss) if isinstance(loss, str) else loss
     Ws, bs = params[0::2], params[1::2]
     zs: list[torch.Tensor] = []
     acts: list[torch.Tensor] = [XT]
     h = XT
     for W, b in zip(Ws[:-1], bs[:-1]):
-        z = torch.addmm(b.unsqueeze(1), W, h)
+        z = torch.baddbmm(b.unsqueeze(2), W, h)
         h = act.forward(z)
         zs.append(z)
         acts.append(h)
     last_in = h if dropout_mask is None else h * dropout_mask
-    pred = torch.addmm(bs[-1].unsqueeze(1), Ws[-1], last_in)
-    value, g = spec.value_and_grad(pred, yT)  # g: (1, n)
+    pred = torch.baddbmm(bs[-1].unsqueeze(2), Ws[-1], last_in)  # (K, 1, n)
+    if pred.shape[0] == 1:  # one network: no vmap (its per-call cost shows on a GPU, where steps are short)
+        value, g = spec.value_and_grad(pred[0], yT[0])
+        values, g = value.unsqueeze(0), g.unsqueeze(0)
+    else:
+        values, g = vmap(spec.value_and_grad)(pred, yT)  # (K,), (K, 1, n)
     grads: list[torch.Tensor] = [torch.empty(0)] * len(params)
-    grads[-2] = g @ last_in.T
-    grads[-1] = g.sum(1)
-    ga = Ws[-1].T * g  # (width, n): a broadcast, not a rank-1 matrix product
+    grads[-2] = torch.bmm(g, last_in.transpose(1, 2))
+    grads[-1] = g.sum(2)
+    ga = Ws[-1].transpose(1, 2) * g  # (K, width, n): a broadcast, not a rank-1 product
     if dropout_mask is not None:
         ga = ga * dropout_mask
     for layer in range(len(zs) - 1, -1, -1):
         gz = act.backward(ga, zs[layer], acts[layer + 1])
-        grads[2 * layer] = gz @ acts[layer].T
-        grads[2 * layer + 1] = gz.sum(1)
+        grads[2 * layer] = torch.bmm(gz, acts[layer].transpose(1, 2))
+        grads[2 * layer + 1] = gz.sum(2)
         if layer > 0:
-            ga = Ws[layer].T @ gz
-    return value, grads
+            ga = torch.bmm(Ws[layer].transpose(1, 2), gz)
+    return values, grads
 
 
 def _native_kernels(tensors: list[torch.Tensor], act: ActivationSpec, loss: LossSpec) -> ctypes.CDLL | None:
