@@ -253,3 +253,22 @@ def choose(page, label: str, option: str, *, scope: str | None = None, exact: bo
         except (PlaywrightTimeout, AssertionError):
             page.keyboard.press("Escape")
     raise AssertionError(f"could not choose {option!r} in the select box {label!r}")
+
+
+BROKEN = ("broken_raises", "broken_shape", "broken_nan")
+
+
+@pytest.fixture
+def broken(tmp_path, monkeypatch):
+    """Three broken attribution methods (``tests/broken_plugin.py``: one raises, one returns the wrong shape,
+    one NaN), loaded from a copy of the plugin file that worker processes load too (``CHAOSMINING_PLUGINS``);
+    unregistered afterwards. A fresh copy per test, as loading one file twice does nothing."""
+    from chaosmining.plugins import load_plugin, unregister_method
+
+    path = tmp_path / "broken_plugin.py"
+    path.write_text((Path(__file__).parent / "broken_plugin.py").read_text())
+    monkeypatch.setenv("CHAOSMINING_PLUGINS", str(path))
+    assert sorted(load_plugin(str(path))) == sorted(BROKEN)
+    yield BROKEN
+    for name in BROKEN:
+        unregister_method(name)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import BROKEN
 from torch import nn
 
 from chaosmining.attribution import attribute
@@ -29,46 +30,11 @@ from chaosmining.evaluation import (
     run_roar,
     run_sanity,
 )
-from chaosmining.plugins import load_plugin, unregister_method
 from chaosmining.results import ResultsStore, record
 from chaosmining.results.extractors import extract
 from chaosmining.sweep import _cell_from_result
 
-BROKEN = ("broken_raises", "broken_shape", "broken_nan")
-PLUGIN_SOURCE = """
-import torch
-from chaosmining.plugins import register_method
-
-
-def _raises(model, inputs, *, target=None):
-    raise ZeroDivisionError("my bug")
-
-
-def _wrong_shape(model, inputs, *, target=None):
-    return torch.zeros(len(inputs))
-
-
-def _nan(model, inputs, *, target=None):
-    return torch.full_like(inputs, float("nan"))
-
-
-register_method("broken_raises", _raises)
-register_method("broken_shape", _wrong_shape)
-register_method("broken_nan", _nan)
-"""
 TOY = TaskConfig(task="toy16", n_train=400, n_test=200)
-
-
-@pytest.fixture
-def broken(tmp_path, monkeypatch):
-    """The three broken methods, from a plugin file that worker processes load too ($CHAOSMINING_PLUGINS)."""
-    path = tmp_path / "broken_plugin.py"
-    path.write_text(PLUGIN_SOURCE)
-    monkeypatch.setenv("CHAOSMINING_PLUGINS", str(path))
-    assert sorted(load_plugin(str(path))) == sorted(BROKEN)
-    yield
-    for name in BROKEN:
-        unregister_method(name)
 
 
 def _check_messages(errors: dict[str, str]) -> None:

@@ -74,22 +74,7 @@ def test_plugin_scores_through_run_symbolic_like_the_method_it_reimplements(plug
     assert not r.summary()["errors"]
 
 
-def _raises(model, inputs, *, target=None):
-    raise ZeroDivisionError("my bug")
-
-
-def _wrong_shape(model, inputs, *, target=None):
-    return torch.zeros(len(inputs))
-
-
-def _nan(model, inputs, *, target=None):
-    return torch.full_like(inputs, float("nan"))
-
-
-def test_broken_plugins_fail_alone(plugins, tmp_cache):
-    plugins("broken_raises", _raises)
-    plugins("broken_shape", _wrong_shape)
-    plugins("broken_nan", _nan)
+def test_broken_plugins_fail_alone(broken, tmp_cache):
     ev = EvalConfig(
         methods=("saliency", "broken_raises", "broken_shape", "broken_nan", "random"),
         samples=40,
@@ -146,12 +131,11 @@ def test_cli_plugin_option_loads_the_example(capsys, tmp_path, monkeypatch):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_broken_plugin_fails_alone_in_vision_and_audio_and_the_rest_reaches_the_store(plugins, tmp_cache, tmp_path):
+def test_broken_plugin_fails_alone_in_vision_and_audio_and_the_rest_reaches_the_store(broken, tmp_cache, tmp_path):
     from chaosmining.experiments.audio import AudioConfig, AudioEvalConfig, run_audio
     from chaosmining.experiments.vision import VisionConfig, VisionEvalConfig, run_vision
     from chaosmining.results import ResultsStore, record
 
-    plugins("broken_raises", _raises)
     store = ResultsStore(tmp_path / "r")
     vcfg = VisionConfig.from_preset(
         "quick", train={"epochs": 1}, canvas=32, foreground_size=8, train_size=60, val_size=12
