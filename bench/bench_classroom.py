@@ -206,6 +206,8 @@ def main() -> int:
         "probes": len(home),
         "server_peak_rss_mb": round(peak["rss"], 0),
         "server_exit_status": code,
+        "home_settle_s": [round(x, 2) for x in home],
+        "symbolic_settle_s": [round(x, 2) for x in sym],
     }
     if args.serial:
         serial = _serial_seconds(args, tmp / "serial-cache")
