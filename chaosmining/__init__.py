@@ -9,7 +9,7 @@ The library never imports Streamlit; the app (``app.py``, ``pages/``) and the CL
 import os as _os
 
 # Results must not depend on how many threads computed them: the sweep and RFE pools lend idle cores
-# to their last tasks (chaosmining.runtime.WorkerPool) and CHAOSMINING_THREADS may change the count.
+# to their last tasks (chaosmining.runtime.lend_cores_from, used by the run layer's local workers) and CHAOSMINING_THREADS may change the count.
 # MKL's strict conditional numerical reproducibility makes its matrix products give the same bits for
 # any thread count (measured: a training with 1 and 2 threads differs by 2e-7 without it, 0 with it;
 # no cost on one thread). MKL reads the setting at its first call, so it is set at import; a user's

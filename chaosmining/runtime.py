@@ -9,7 +9,6 @@ import sys
 import threading
 import types
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ __all__ = [
     "resolve_device",
     "spawn_context",
     "loader_context",
-    "WorkerPool",
     "lend_idle_cores",
     "lend_cores_from",
     "counted",
@@ -250,7 +248,8 @@ def _counted_task(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 
 
 
 def lend_idle_cores() -> int:
-    """In a :class:`WorkerPool` worker, take this task's share of the pool's idle cores.
+    """In a worker that shares cores (:func:`lend_cores_from`, the run layer's local workers), take this
+    task's share of the idle cores.
 
     Sets torch's thread count to ``cores // running tasks`` when two successive calls agree (a
     worker between two tasks does not count as idle), and returns it. Outside a pool it does nothing
@@ -264,19 +263,3 @@ def lend_idle_cores() -> int:
         configure_threads(share)
     _pool_seen = share
     return torch.get_num_threads()
-
-
-class WorkerPool(ProcessPoolExecutor):
-    """A process pool for library work: spawned workers with an empty ``__main__`` (see
-    :func:`spawn_context`), one torch thread each, and idle cores lent to the tasks still running
-    (see :func:`lend_idle_cores`)."""
-
-    def __init__(self, workers: int) -> None:
-        ctx = spawn_context()
-        self._busy = ctx.Value("i", 0)
-        super().__init__(
-            max_workers=workers, mp_context=ctx, initializer=_pool_worker_init, initargs=(self._busy, workers)
-        )
-
-    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - Executor's signature
-        return super().submit(_counted_task, fn, *args, **kwargs)

@@ -56,15 +56,19 @@ def _threads_seen(wait_for_peers: int) -> list[int]:
 
 
 def test_a_pool_lends_idle_cores_to_the_tasks_still_running():
-    from chaosmining.runtime import WorkerPool, lend_idle_cores
+    from concurrent.futures import ProcessPoolExecutor
+
+    from chaosmining.runtime import counted, lend_cores_from, lend_idle_cores, spawn_context
 
     assert lend_idle_cores() >= 1  # outside a pool: nothing changes
-    with WorkerPool(2) as pool:
-        together = [pool.submit(_threads_seen, 2) for _ in range(2)]
+    ctx = spawn_context()
+    busy = ctx.Value("i", 0)  # what the run layer's local workers share (chaosmining.runs.local)
+    with ProcessPoolExecutor(2, mp_context=ctx, initializer=lend_cores_from, initargs=(busy, 2)) as pool:
+        together = [pool.submit(counted, _threads_seen, 2) for _ in range(2)]
         assert [f.result(timeout=120) for f in together] == [[1, 1, 1], [1, 1, 1]]
-        alone = pool.submit(_threads_seen, 1).result(timeout=120)
+        alone = pool.submit(counted, _threads_seen, 1).result(timeout=120)
         assert alone == [2, 2, 2]  # the other worker is idle: its core is lent
-        again = pool.submit(_threads_seen, 1).result(timeout=120)
+        again = pool.submit(counted, _threads_seen, 1).result(timeout=120)
         assert again[1:] == [2, 2]
 
 
