@@ -274,7 +274,7 @@ for _spec in (
         lambda c, steps: TCNBody(c),
         False,
         1e-3,
-        learns_in=("quick", "demo", "paper"),
+        learns_in=("quick", "sequence", "demo", "paper"),
     ),
     AudioModelSpec(
         "transformer",
