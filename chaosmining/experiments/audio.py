@@ -183,8 +183,8 @@ for _p in (
         "The 10 command words, 150 clips each, fresh backgrounds every epoch, 20 epochs, batch 32, 6x the paper's "
         "learning rate, and a front end with stride 32 (half the paper's time steps, twice the clips per second). "
         "Tuned for the TCN (measured: 0.6 accuracy on the random background after 8 of 12 epochs, 0.58 on the "
-        "structured one after 15 of 20; about two minutes of CPU time on one core); the RNN stayed at chance here "
-        "(0.10 after 20 epochs, seed 7): the RNN, LSTM and Transformer need the sequence preset.",
+        "structured one after 15 of 20; about two minutes of CPU time on one core); the RNN, LSTM and Transformer "
+        "stayed at chance here (0.10 after 20 epochs, seed 7): they need the sequence preset.",
         train_per_class=150,
         test_per_class=20,
         epochs=20,
