@@ -2,7 +2,7 @@
 
     python bench/bench_presets.py vision              # compact CNN, quick preset, 4 conditions x 2 seeds
     python bench/bench_presets.py audio               # TCN, quick preset, 2 backgrounds x 2 seeds
-    python bench/bench_presets.py audio --models rnn,lstm,transformer --preset quick
+    python bench/bench_presets.py audio --models rnn,lstm,transformer --preset sequence  # 2x chance is their goal
     python bench/bench_presets.py vision --preset demo --seeds 0
 
 Each run trains from scratch in a fresh cache and prints one line: accuracy against chance (and

@@ -100,7 +100,11 @@ def test_equal_method_settings_give_equal_keys():
 
 
 def test_presets_and_counterpart():
-    assert PRESETS.names() == ["smoke", "quick", "demo", "paper"]
+    assert PRESETS.names() == ["smoke", "quick", "sequence", "demo", "paper"]
+    seq = AudioConfig.from_preset("sequence", model="transformer")
+    assert (seq.model.stride, seq.model.layers, seq.model.norm_first) == (64, 1, True)
+    assert seq.train.lr == pytest.approx(1e-3) and seq.train.epochs == 30 and seq.data.words == "core"
+    assert AudioConfig.from_preset("sequence", model="rnn").train.lr == pytest.approx(3e-3)
     paper = AudioConfig.from_preset("paper", model="transformer")
     assert paper.train.lr == 1e-4 and paper.train.epochs == 30 and paper.train.batch_size == 128
     assert len(paper.data.word_list) * paper.data.train_per_class == 84_840 and not paper.data.fresh_backgrounds

@@ -77,6 +77,43 @@ def test_transformer_attends_over_time_not_over_the_batch():
     torch.testing.assert_close(together, swapped.flip(0), rtol=1e-4, atol=1e-5)
 
 
+def test_pre_norm_encoder_layer_matches_torchs_norm_first_layer():
+    from chaosmining.models.audio import EncoderBlock
+
+    torch.manual_seed(0)
+    ours = EncoderBlock(12, 3, 0.0, norm_first=True).eval()
+    ref = torch.nn.TransformerEncoderLayer(12, 3, 48, 0.0, batch_first=True, norm_first=True).eval()
+    sd = ours.state_dict()
+    ref.load_state_dict(
+        {
+            "self_attn.in_proj_weight": sd["attn.in_proj_weight"],
+            "self_attn.in_proj_bias": sd["attn.in_proj_bias"],
+            "self_attn.out_proj.weight": sd["attn.out_proj.weight"],
+            "self_attn.out_proj.bias": sd["attn.out_proj.bias"],
+            "linear1.weight": sd["ff.0.weight"],
+            "linear1.bias": sd["ff.0.bias"],
+            "linear2.weight": sd["ff.3.weight"],
+            "linear2.bias": sd["ff.3.bias"],
+            "norm1.weight": sd["norm1.weight"],
+            "norm1.bias": sd["norm1.bias"],
+            "norm2.weight": sd["norm2.weight"],
+            "norm2.bias": sd["norm2.bias"],
+        }
+    )
+    x = torch.randn(2, 7, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_norm_first_keeps_the_paper_models_cache_keys():
+    post = AudioModelConfig(arch="transformer")
+    assert "norm_first" not in post.hash_payload()  # keys made before the field existed stay valid
+    assert post.config_hash != post.replace(norm_first=True).config_hash
+    assert AudioModelConfig(arch="rnn").config_hash == AudioModelConfig(arch="rnn", norm_first=True).config_hash
+    with pytest.raises(ConfigError, match="The 'norm_first' parameter of AudioModelConfig"):
+        AudioModelConfig(norm_first="yes")
+
+
 def test_heads_must_divide_hidden_for_the_transformer():
     with pytest.raises(ConfigError, match="The 'heads' parameter of AudioModelConfig must be a divisor of hidden=60"):
         AudioModelConfig(arch="transformer", heads=7)

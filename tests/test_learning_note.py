@@ -77,6 +77,32 @@ def test_the_audio_cli_prints_the_note_first():
     assert not render_audio({**out, "learning_note": None}).startswith("WARNING")
 
 
+def test_the_audio_cli_names_the_preset_a_model_needs():
+    from chaosmining.experiments.audio import preset_note
+
+    out = {
+        "learning_note": None,
+        "preset_note": preset_note("rnn", "quick"),
+        "setting": "RBFP",
+        "model": "rnn",
+        "preset": "quick",
+        "channels": 10,
+        "classes": 10,
+        "n_train": 100,
+        "accuracy": 0.1,
+        "class_chance": 0.1,
+        "cached": False,
+        "device": "cpu",
+        "seconds": 1.0,
+        "channel_fprec": {},
+        "chance": 0.1,
+        "voiced_share": 0.5,
+    }
+    first = render_audio(out).splitlines()[0]
+    assert first.startswith("WARNING: The RNN") and "'Sequence models" in first
+    assert preset_note("rnn", "sequence") is None and preset_note("tcn", "quick") is None
+
+
 def _page_with_a_result(learned_: bool) -> None:
     import streamlit as st
 
@@ -112,4 +138,36 @@ def test_the_audio_page_names_the_preset_each_model_needs():
             assert (note is None) is (preset in spec.learns_in)
             if note:
                 assert all(PRESETS.get(p).display_name in note for p in spec.learns_in)
-    assert "meant for a GPU" in preset_note("lstm", "demo")
+
+
+def test_every_audio_model_learns_in_a_cpu_preset():
+    # The registry's claims (issue 15): each model names presets that exist, at least one of them meant for a
+    # CPU, and the note sends a model to that CPU preset rather than to the GPU one.
+    from chaosmining.experiments.audio import PRESETS, cpu_presets, preset_note
+    from chaosmining.models.audio import AUDIO_MODELS
+
+    assert PRESETS.get("paper").gpu and not PRESETS.get("sequence").gpu
+    for name, spec in AUDIO_MODELS.items():
+        assert set(spec.learns_in) <= set(PRESETS.names()), name
+        assert cpu_presets(name), f"{name} learns in no CPU preset"
+        assert "paper" in spec.learns_in, name  # paper scale stays for GPUs
+        for preset in PRESETS.names():
+            note = preset_note(name, preset)
+            if note:
+                assert "meant for a GPU" not in note
+                assert PRESETS.get(cpu_presets(name)[0]).display_name in note
+    for name in ("rnn", "lstm", "transformer"):
+        assert "sequence" in cpu_presets(name)
+        assert "Sequence models" in preset_note(name, "demo")
+
+
+def test_a_model_that_learns_only_at_paper_scale_is_sent_to_the_gpu(monkeypatch):
+    import dataclasses
+
+    from chaosmining.experiments.audio import cpu_presets, preset_note
+    from chaosmining.models import audio as models
+
+    spec = models.AUDIO_MODELS.get("lstm")
+    monkeypatch.setitem(models.AUDIO_MODELS._entries, "lstm", dataclasses.replace(spec, learns_in=("paper",)))
+    assert cpu_presets("lstm") == []
+    assert "meant for a GPU" in preset_note("lstm", "sequence")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import pandas as pd
@@ -22,6 +23,7 @@ from ..experiments.audio import (
     AudioConfig,
     AudioEvalConfig,
     AudioResult,
+    preset_note,
 )
 from ..export import write_bundle
 from ..models.audio import AUDIO_MODELS
@@ -139,6 +141,9 @@ def _export(result: AudioResult, a: argparse.Namespace) -> None:
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     config, ev = config_from_args(a), eval_from_args(a)
+    note = preset_note(config.model.arch, config.preset)
+    if note and not getattr(a, "quiet", False):  # before minutes of training; repeated in the result
+        print(f"WARNING: {note}", file=sys.stderr)
     with progress(a) as report:
         result = through_executor("audio", a)(config, ev, cache=cache_from_args(a), device=a.device, report=report)
     if a.export:
@@ -150,7 +155,7 @@ _rerun = model_rerun("audio", "channel_fprec", _export)
 
 
 def _render(out: dict[str, Any]) -> str:
-    lines = [f"WARNING: {out['learning_note']}"] if out.get("learning_note") else []
+    lines = [f"WARNING: {out[k]}" for k in ("learning_note", "preset_note") if out.get(k)]
     lines += [
         f"{out['setting']} {out['model']} ({out['preset']}): {out['channels']} channels, {out['classes']} words, "
         f"{out['n_train']} training clips",
