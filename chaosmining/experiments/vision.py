@@ -169,16 +169,21 @@ for _p in (
     ),
     Preset(
         "demo",
-        "Demo (minutes on a CPU)",
-        "The paper's geometry (224 px, 32-px foreground) with 10 000 training images, about the fewest with "
-        "which a from-scratch CNN leaves chance, 10 epochs with a one-cycle schedule; 200 images evaluated.",
+        "Demo (about five minutes on a CPU)",
+        "The paper's geometry (224 px, 32-px foreground) with 10 000 training images and 13 one-cycle epochs of which "
+        "every one after the first recomposes the images (each foreground pasted over another image's, so on a new "
+        "background and place; labels and boxes stay exact); 200 images evaluated. Measured on two threads, seed 0: "
+        "accuracy 0.83 (RBFP), 0.86 (SBFP), 0.65 (SBRP), with about 300 s of CPU time for a whole run (6-9 minutes "
+        "of wall time on a 2-core machine shared with other work); on the random background at a random position "
+        "it stayed near chance (0.14) in these 13 epochs.",
         train_size=10_000,
         val_size=1_000,
-        epochs=10,
+        epochs=13,
         batch_size=64,
         lr=3e-3,
         schedule="onecycle",
         eval_samples=200,
+        recompose=True,
     ),
     Preset(
         "paper",
