@@ -8,6 +8,7 @@ results store gets rows for the working methods only.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,35 @@ def test_the_symbolic_page_shows_a_notice_per_broken_method_not_a_traceback(brok
     assert not at.exception, [e.value for e in at.exception]
     notices = [w.value for w in at.warning if "could not be scored" in w.value]
     assert len(notices) == 3 and all(any(f"'{m}'" in n for n in notices) for m in BROKEN)
+
+
+def test_a_plugin_loaded_after_the_workers_started_reaches_them(tmp_path):
+    """The server's executor outlives its first runs: a plugin loaded later (``--plugin``, a reloaded app)
+    travels with every run, so a worker started before it still knows its methods."""
+    from chaosmining.cache import Cache
+    from chaosmining.data.symbolic import SymbolicDataConfig
+    from chaosmining.experiments.symbolic import EvalConfig, SymbolicConfig
+    from chaosmining.models.mlp import MLPConfig
+    from chaosmining.plugins import load_plugin, unregister_method
+    from chaosmining.runs import RunSpec, make_executor
+    from chaosmining.training import TrainConfig
+
+    cfg = SymbolicConfig(
+        data=SymbolicDataConfig(formula="a*b + c", noise_features=4, samples=300),
+        model=MLPConfig(width=8, depth=2),
+        train=TrainConfig(epochs=10),
+    )
+    ex = make_executor("local", cache=Cache(tmp_path / "cache"), workers=1)
+    try:
+        plain = EvalConfig(methods=("saliency",), samples=40, curve_samples=0, measure_memory=False)
+        assert ex.submit(RunSpec("symbolic", cfg, plain, "cpu"), session="a").result(timeout=300).fprec["saliency"] >= 0
+        path = tmp_path / "late_plugin.py"
+        path.write_text((Path(__file__).parent / "broken_plugin.py").read_text())
+        assert sorted(load_plugin(str(path))) == sorted(BROKEN)  # loaded now, after the worker started
+        ev = EvalConfig(methods=("saliency", *BROKEN), samples=40, curve_samples=0, measure_memory=False)
+        result = ex.submit(RunSpec("symbolic", cfg, ev, "cpu"), session="a").result(timeout=300)
+        _check_messages(result.summary()["errors"])
+    finally:
+        ex.shutdown()
+        for name in BROKEN:
+            unregister_method(name)

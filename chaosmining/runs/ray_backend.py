@@ -53,7 +53,7 @@ from ..runtime import DEVICE_ENV
 from .executor import Executor, RunHandle, _alive
 from .local import WORKERS_ENV
 from .spec import env_int
-from .worker import perform
+from .worker import driver_plugins, perform
 
 __all__ = ["RayBackend", "init_ray", "RAY_ADDRESS_ENV", "EVENT_INTERVAL", "STOP_INTERVAL"]
 
@@ -310,6 +310,7 @@ class RayBackend:
             "spec": d,
             "threads": self.threads,
             "modules": [spec.entry.perform.__module__],
+            "plugins": driver_plugins(),
             "inputs": inputs,
         }
         ref = _run_task.options(name=f"chaosmining-{spec.kind}-{handle.id}", **options).remote(message, self._board)

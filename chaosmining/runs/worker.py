@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import tempfile
@@ -20,19 +21,34 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..cache import Cache
-from ..errors import ChaosMiningError, JobCancelled
-from ..plugins import load_plugins
+from ..errors import ChaosMiningError, JobCancelled, PluginError
+from ..plugins import load_plugin, load_plugins, loaded_plugins
 from ..runtime import configure_threads, counted, lend_cores_from
 from .spec import RUN_KINDS, RunSpec
 
-__all__ = ["perform", "local_worker_main", "BUILTIN_KINDS_MODULE"]
+__all__ = ["perform", "local_worker_main", "driver_plugins", "BUILTIN_KINDS_MODULE"]
+
+log = logging.getLogger(__name__)
+
+
+def driver_plugins() -> list[str]:
+    """The plugin modules and files this process has loaded, for the runs it sends: a worker started before
+    a plugin was loaded (``--plugin``, ``CHAOSMINING_PLUGINS`` set later) loads them too. Entry points
+    load in every process by themselves."""
+    return [k for k in loaded_plugins() if not k.startswith("entry-point:")]
+
 
 BUILTIN_KINDS_MODULE = "chaosmining.runs.kinds"
 
 
-def _import_kind_modules(modules: list[str]) -> None:
+def _import_kind_modules(modules: list[str], plugins: list[str] = ()) -> None:
     importlib.import_module(BUILTIN_KINDS_MODULE)
     load_plugins()  # $CHAOSMINING_PLUGINS: the server's or the CLI's own methods (idempotent)
+    for plugin in plugins:  # what the driver had loaded when it sent the run (workers may predate it)
+        try:
+            load_plugin(plugin)
+        except PluginError as exc:  # e.g. a file that is not on this Ray node: only runs that use it fail
+            log.warning("%s", exc)
     for name in modules:
         if name and name != "__main__":
             importlib.import_module(name)
@@ -43,9 +59,10 @@ def perform(
     report: Callable[..., None],
     should_stop: Callable[[], bool],
 ) -> tuple[str, str | None, str | None]:
-    """Perform the run described by ``message`` (``spec``, ``cache``, ``threads``, ``tmp``, ``modules``)."""
+    """Perform the run described by ``message`` (``spec``, ``cache``, ``threads``, ``tmp``, ``modules``,
+    ``plugins``: the driver's loaded plugin modules and files, see :func:`driver_plugins`)."""
     try:
-        _import_kind_modules(list(message.get("modules", ())))
+        _import_kind_modules(list(message.get("modules", ())), list(message.get("plugins", ())))
         spec = RunSpec.from_dict(message["spec"])
         tmp = message.get("tmp")
         if tmp:
