@@ -4,6 +4,7 @@ It names the pages for the sidebar (the home page would otherwise be listed as "
 and keeps the url paths the multipage layout gives them (``/Symbolic_functions``, ``/Vision``, ...).
 """
 
+import pandas as pd
 import streamlit as st
 
 from chaosmining.errors import PluginError
@@ -127,9 +128,10 @@ def home() -> None:
     summary = cache_summary(str(cache.root))
     st.write(f"Cache folder: `{cache.root}`")
     if summary:
-        st.dataframe(
-            [{"kind": k, "entries": v["entries"], "MiB": round(v["bytes"] / 2**20, 2)} for k, v in summary.items()],
-            hide_index=True,
+        st.table(  # a static table: the interactive grid's script is the heaviest thing on this page to load
+            pd.DataFrame(
+                [{"kind": k, "entries": v["entries"], "MiB": round(v["bytes"] / 2**20, 2)} for k, v in summary.items()]
+            ).set_index("kind")
         )
     else:
         st.caption("The cache is empty: the first run of each configuration trains it, later visits load it at once.")
