@@ -55,24 +55,26 @@ def test_a_vision_result_at_chance_carries_the_note_and_the_cli_prints_it_first(
     assert not render_vision(good).startswith("WARNING")
 
 
+_AUDIO_OUT = {  # an audio run's summary at chance, as the CLI renders it
+    "setting": "RBFP",
+    "model": "tcn",
+    "preset": "quick",
+    "channels": 10,
+    "classes": 10,
+    "n_train": 100,
+    "accuracy": 0.1,
+    "class_chance": 0.1,
+    "cached": False,
+    "device": "cpu",
+    "seconds": 1.0,
+    "channel_fprec": {},
+    "chance": 0.1,
+    "voiced_share": 0.5,
+}
+
+
 def test_the_audio_cli_prints_the_note_first():
-    out = {
-        "learning_note": learning_note(0.1, 0.1),
-        "setting": "RBFP",
-        "model": "tcn",
-        "preset": "quick",
-        "channels": 10,
-        "classes": 10,
-        "n_train": 100,
-        "accuracy": 0.1,
-        "class_chance": 0.1,
-        "cached": False,
-        "device": "cpu",
-        "seconds": 1.0,
-        "channel_fprec": {},
-        "chance": 0.1,
-        "voiced_share": 0.5,
-    }
+    out = {**_AUDIO_OUT, "learning_note": learning_note(0.1, 0.1)}
     assert render_audio(out).splitlines()[0].startswith("WARNING: This model has not learned")
     assert not render_audio({**out, "learning_note": None}).startswith("WARNING")
 
@@ -80,24 +82,7 @@ def test_the_audio_cli_prints_the_note_first():
 def test_the_audio_cli_names_the_preset_a_model_needs():
     from chaosmining.experiments.audio import preset_note
 
-    out = {
-        "learning_note": None,
-        "preset_note": preset_note("rnn", "quick"),
-        "setting": "RBFP",
-        "model": "rnn",
-        "preset": "quick",
-        "channels": 10,
-        "classes": 10,
-        "n_train": 100,
-        "accuracy": 0.1,
-        "class_chance": 0.1,
-        "cached": False,
-        "device": "cpu",
-        "seconds": 1.0,
-        "channel_fprec": {},
-        "chance": 0.1,
-        "voiced_share": 0.5,
-    }
+    out = {**_AUDIO_OUT, "learning_note": None, "preset_note": preset_note("rnn", "quick"), "model": "rnn"}
     first = render_audio(out).splitlines()[0]
     assert first.startswith("WARNING: The RNN") and "'Sequence models" in first
     assert preset_note("rnn", "sequence") is None and preset_note("tcn", "quick") is None
