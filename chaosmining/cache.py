@@ -181,10 +181,7 @@ class Cache:
         final = self.path(kind, key)
         if final.exists():
             return False
-        d = self._dir(kind)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / _tmp_name(key)
-        tmp.mkdir()
+        tmp = self._build_folder(kind, key)
         try:
             try:
                 with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
@@ -196,16 +193,30 @@ class Cache:
                 raise CacheCorruptError(
                     f"cache entry {kind}/{key} arrived with the manifest of {manifest.get('kind')}/{manifest.get('key')}"
                 )
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.exists():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-                return False
+            return self._publish(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _build_folder(self, kind: str, key: str) -> Path:
+        """A new private folder beside ``kind``'s entries (named for this writer) to build an entry in."""
+        d = self._dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / _tmp_name(key)
+        tmp.mkdir()
+        return tmp
+
+    @staticmethod
+    def _publish(tmp: Path, final: Path) -> bool:
+        """Rename the finished folder ``tmp`` to ``final`` in one step. Returns ``False`` (and removes ``tmp``)
+        when another writer published that entry first."""
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
         return True
 
     def _quarantine(self, kind: str, key: str) -> None:
@@ -227,10 +238,7 @@ class Cache:
         ``build`` writes its files into ``folder`` and may return a JSON-able ``meta`` dict. If the
         final folder appeared meanwhile (another writer won), the new copy is discarded.
         """
-        d = self._dir(kind)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / _tmp_name(key)
-        tmp.mkdir()
+        tmp = self._build_folder(kind, key)
         try:
             meta = build(tmp) or {}
             files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.name != MANIFEST}
@@ -248,13 +256,7 @@ class Cache:
             with open(mtmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(mtmp, tmp / MANIFEST)
-            final = self.path(kind, key)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.exists():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._publish(tmp, self.path(kind, key))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
