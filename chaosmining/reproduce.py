@@ -48,6 +48,7 @@ from .sweep import FACTORS
 from .training import TrainConfig
 from .validation import check_int
 from .viz.common import layout, method_color, method_label
+from .viz.results import method_bars, paper_marks
 from .viz.selection import selector_color, selector_label
 
 __all__ = [
@@ -497,30 +498,10 @@ def _model_figure(score: str, title: str) -> Callable[[pd.DataFrame], go.Figure]
         sub = table[table["metric"] == score]
         groups = [f"{m} {s}" for m, s in zip(sub["model"], sub["setting"])]
         sub = sub.assign(group=groups)
-        fig = go.Figure()
-        for method, g in sub.groupby("method", sort=False):
-            fig.add_trace(
-                go.Bar(
-                    x=g["group"],
-                    y=g["mean"],
-                    error_y={"type": "data", "array": g["std"].fillna(0)},
-                    name=method_label(method),
-                    marker_color=method_color(method),
-                    offsetgroup=method,
-                )
-            )
-            if "paper" in g and g["paper"].notna().any():
-                fig.add_trace(
-                    go.Scatter(
-                        x=g["group"],
-                        y=g["paper"],
-                        mode="markers",
-                        name=f"{method_label(method)} (paper)",
-                        marker={"symbol": "x", "color": "black", "size": 9},
-                        offsetgroup=method,
-                        showlegend=False,
-                    )
-                )
+        fig = method_bars(sub, "group")
+        if "paper" in sub:
+            paper = sub[sub["paper"].notna()]
+            paper_marks(fig, paper, "group", "paper", color="black", showlegend=False)
         fig.update_layout(barmode="group", scattermode="group", height=440, yaxis_range=[0, 1])
         return layout(fig, title + " (bars: this run, x: the paper)")
 

@@ -140,16 +140,14 @@ def leaderboard(scores: pd.DataFrame, paper: Sequence[PaperValue] = ()) -> pd.Da
     return board[cols].reset_index(drop=True)
 
 
-def leaderboard_figure(board: pd.DataFrame, metric: str) -> go.Figure:
-    """Bars of each method's mean ``metric`` (error bars: std over seeds) per setting; x marks the paper."""
-    sub = board[board["metric"] == metric]
-    sub = sub.assign(where=sub["modality"] + " " + sub["setting"].astype(str) + " " + sub["model"].astype(str))
+def method_bars(rows: pd.DataFrame, x: str) -> go.Figure:
+    """One bar trace per method (``rows``: ``method``, ``mean``, ``std`` and the ``x`` column), grouped by ``x``,
+    with the spread as error bars."""
     fig = go.Figure()
-    ours = sub[sub["source"] == "this store"]
-    for method, g in ours.groupby("method", sort=False):
+    for method, g in rows.groupby("method", sort=False):
         fig.add_trace(
             go.Bar(
-                x=g["where"],
+                x=g[x],
                 y=g["mean"],
                 error_y={"type": "data", "array": g["std"].fillna(0)},
                 name=method_label(method),
@@ -157,18 +155,43 @@ def leaderboard_figure(board: pd.DataFrame, metric: str) -> go.Figure:
                 offsetgroup=method,
             )
         )
-    ref = sub[sub["source"] != "this store"]
-    for method, g in ref.groupby("method", sort=False):
+    return fig
+
+
+def paper_marks(
+    fig: go.Figure,
+    rows: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    color: str | None = None,
+    size: int = 9,
+    line: dict | None = None,
+    showlegend: bool = True,
+) -> None:
+    """An x per method over its bar of :func:`method_bars` at the paper's value (``rows[y]``); ``color`` None:
+    the method's own colour."""
+    for method, g in rows.groupby("method", sort=False):
+        marker = {"symbol": "x", "color": color or method_color(method), "size": size}
         fig.add_trace(
             go.Scatter(
-                x=g["where"],
-                y=g["mean"],
+                x=g[x],
+                y=g[y],
                 mode="markers",
                 name=f"{method_label(method)} (paper)",
-                marker={"symbol": "x", "color": method_color(method), "size": 10, "line": {"width": 1}},
+                marker={**marker, "line": line} if line else marker,
                 offsetgroup=method,
+                showlegend=showlegend,
             )
         )
+
+
+def leaderboard_figure(board: pd.DataFrame, metric: str) -> go.Figure:
+    """Bars of each method's mean ``metric`` (error bars: std over seeds) per setting; x marks the paper."""
+    sub = board[board["metric"] == metric]
+    sub = sub.assign(where=sub["modality"] + " " + sub["setting"].astype(str) + " " + sub["model"].astype(str))
+    fig = method_bars(sub[sub["source"] == "this store"], "where")
+    paper_marks(fig, sub[sub["source"] != "this store"], "where", "mean", size=10, line={"width": 1})
     fig.update_layout(barmode="group", scattermode="group", height=440)
     arrow = "higher is better" if higher_is_better(metric) else "lower is better"
     return layout(fig, f"Leaderboard: {metric} ({arrow}); x = the paper's number")
