@@ -50,6 +50,7 @@ __all__ = [
     "PLUGINS_ENV",
     "ENTRY_POINT_GROUP",
     "loaded_plugins",
+    "plugin_sources",
 ]
 
 PLUGINS_ENV = "CHAOSMINING_PLUGINS"
@@ -314,3 +315,11 @@ def loaded_plugins() -> dict[str, list[str]]:
     """Loaded plugins (module, file or entry point) and the methods each registered."""
     with _lock:
         return {k: list(v) for k, v in _loaded.items()}
+
+
+def plugin_sources() -> list[str]:
+    """The plugin modules and files this process has loaded, as :func:`load_plugin` takes them: the run layer
+    sends them with every run, so a worker started before a plugin was loaded (``--plugin``,
+    ``CHAOSMINING_PLUGINS`` set later) loads it too. Entry points load in every process by themselves."""
+    with _lock:
+        return [k for k in _loaded if not k.startswith("entry-point:")]

@@ -25,10 +25,11 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from ..plugins import plugin_sources
 from ..runtime import spawn_context
 from .executor import Executor, RunHandle
 from .spec import env_int
-from .worker import driver_plugins, local_worker_main
+from .worker import local_worker_main
 
 __all__ = ["LocalBackend", "NICE_ENV", "WORKERS_ENV", "default_workers", "worker_nice"]
 
@@ -107,7 +108,7 @@ class LocalBackend:
                 "threads": self.threads,
                 "tmp": str(worker.tmp),
                 "modules": [handle.spec.entry.perform.__module__],
-                "plugins": driver_plugins(),
+                "plugins": plugin_sources(),
             }
         )
 

@@ -49,11 +49,12 @@ import ray
 
 from ..cache import Cache
 from ..errors import CacheCorruptError, ChaosMiningError
+from ..plugins import plugin_sources
 from ..runtime import DEVICE_ENV
 from .executor import Executor, RunHandle, _alive
 from .local import WORKERS_ENV
 from .spec import env_int
-from .worker import driver_plugins, perform
+from .worker import perform
 
 __all__ = ["RayBackend", "init_ray", "RAY_ADDRESS_ENV", "EVENT_INTERVAL", "STOP_INTERVAL"]
 
@@ -310,7 +311,7 @@ class RayBackend:
             "spec": d,
             "threads": self.threads,
             "modules": [spec.entry.perform.__module__],
-            "plugins": driver_plugins(),
+            "plugins": plugin_sources(),
             "inputs": inputs,
         }
         ref = _run_task.options(name=f"chaosmining-{spec.kind}-{handle.id}", **options).remote(message, self._board)

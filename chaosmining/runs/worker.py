@@ -22,20 +22,13 @@ from typing import Any
 
 from ..cache import Cache
 from ..errors import ChaosMiningError, JobCancelled, PluginError
-from ..plugins import load_plugin, load_plugins, loaded_plugins
+from ..plugins import load_plugin, load_plugins
 from ..runtime import configure_threads, counted, lend_cores_from
 from .spec import RUN_KINDS, RunSpec
 
-__all__ = ["perform", "local_worker_main", "driver_plugins", "BUILTIN_KINDS_MODULE"]
+__all__ = ["perform", "local_worker_main", "BUILTIN_KINDS_MODULE"]
 
 log = logging.getLogger(__name__)
-
-
-def driver_plugins() -> list[str]:
-    """The plugin modules and files this process has loaded, for the runs it sends: a worker started before
-    a plugin was loaded (``--plugin``, ``CHAOSMINING_PLUGINS`` set later) loads them too. Entry points
-    load in every process by themselves."""
-    return [k for k in loaded_plugins() if not k.startswith("entry-point:")]
 
 
 BUILTIN_KINDS_MODULE = "chaosmining.runs.kinds"
@@ -60,7 +53,7 @@ def perform(
     should_stop: Callable[[], bool],
 ) -> tuple[str, str | None, str | None]:
     """Perform the run described by ``message`` (``spec``, ``cache``, ``threads``, ``tmp``, ``modules``,
-    ``plugins``: the driver's loaded plugin modules and files, see :func:`driver_plugins`)."""
+    ``plugins``: the driver's :func:`chaosmining.plugins.plugin_sources`)."""
     try:
         _import_kind_modules(list(message.get("modules", ())), list(message.get("plugins", ())))
         spec = RunSpec.from_dict(message["spec"])
