@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .errors import JobCancelled, TrainingDivergedError
+from .runtime import lend_idle_cores
 
 __all__ = ["EpochRecord", "TrainingHistory", "Checkpoint", "TrainerHooks", "train_classifier"]
 
@@ -130,6 +131,7 @@ def train_classifier(
         first = resume.epoch + 1
     start = time.perf_counter() - (history.records[-1].seconds if history.records else 0.0)
     for epoch in range(first, epochs + 1):
+        lend_idle_cores()  # in a worker pool: take a share of the cores other workers left idle
         model.train()
         total, correct, seen = 0.0, 0, 0
         for step, (x, y) in enumerate(batches(epoch, generator), 1):

@@ -26,9 +26,9 @@ GB = 2**30
 def make(tmp_path):
     made: list[Executor] = []
 
-    def _make(workers: int = 1, memory_gb: float = 8.0, session_queue: int = 4) -> Executor:
+    def _make(workers: int = 1, memory_gb: float = 8.0, session_queue: int = 4, threads: int | None = 1) -> Executor:
         ex = Executor(
-            LocalBackend(workers, threads=1),
+            LocalBackend(workers, threads=threads),
             Cache(tmp_path / "cache"),
             memory_budget=int(memory_gb * GB),
             session_queue=session_queue,
@@ -115,8 +115,18 @@ def test_workers_run_at_a_lower_cpu_priority_than_the_server(make, tmp_path, mon
     monkeypatch.setenv("CHAOSMINING_WORKER_NICE", "7")
     ex = make(workers=1)
     assert ex.submit(task(value=3, seconds=0.05, log=str(log)), session="a").result(timeout=120) == 9
-    value, pid, _, nice = log.read_text().split()
+    value, pid, _, nice, _ = log.read_text().split()
     assert int(pid) != os.getpid() and int(nice) == os.nice(0) + 7
+
+
+def test_a_run_alone_takes_the_idle_workers_cores_unless_its_threads_were_given(make, tmp_path):
+    shared, fixed = tmp_path / "shared.log", tmp_path / "fixed.log"
+    ex = make(workers=2, threads=None)  # the default: the cores shared, idle workers' cores lent
+    assert ex.submit(task(value=2, seconds=0.05, log=str(shared)), session="a").result(timeout=120) == 4
+    assert int(shared.read_text().split()[4]) == 2 * max(1, (os.cpu_count() or 1) // 2)
+    ex = make(workers=2, threads=1)  # `--threads 1`: kept as given
+    assert ex.submit(task(value=3, seconds=0.05, log=str(fixed)), session="a").result(timeout=120) == 9
+    assert int(fixed.read_text().split()[4]) == 1
 
 
 def test_worker_niceness_setting_is_checked(monkeypatch):
@@ -240,3 +250,16 @@ def test_sigterm_ends_the_work_cleanly_and_a_restart_marks_it_interrupted(tmp_pa
         assert restarted.interrupted(key3)["status"] == "interrupted"
     finally:
         restarted.shutdown()
+
+
+def test_the_command_lines_thread_count_reaches_the_process_wide_executor(tmp_path):
+    from chaosmining.runs import get_executor, shutdown_executor
+
+    try:
+        ex = get_executor(Cache(tmp_path / "cache"), "local", workers=1, threads=1)
+        assert ex.backend.threads == 1 and not ex.backend.lends_cores
+        again = get_executor(Cache(tmp_path / "cache"), "local", workers=1, threads=2)  # `--threads 2` next time
+        assert again is not ex and again.backend.threads == 2
+        assert get_executor(Cache(tmp_path / "cache")) is again  # no thread count asked: the one there is kept
+    finally:
+        shutdown_executor()

@@ -135,7 +135,13 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="cache folder (default: $CHAOSMINING_CACHE, else cache/ in a checkout or the user cache folder)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default 1 or $CHAOSMINING_THREADS)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of each run (default: the cores shared among the runs, a run alone taking the idle "
+        "workers' cores) and of the command itself (default 1 or $CHAOSMINING_THREADS)",
+    )
     p.add_argument(
         "--export", metavar="DIR", default=None, help="write figures (PNG, SVG, HTML), CSV and a JSON bundle to DIR"
     )
@@ -186,7 +192,7 @@ def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:
     ) -> Any:
         if a.workers is not None and a.workers < 1:
             raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
-        executor = get_executor(cache, a.executor, workers=a.workers)
+        executor = get_executor(cache, a.executor, workers=a.workers, threads=a.threads)
         return execute(RunSpec(kind, config, ev, device), executor=executor, report=report)
 
     return run

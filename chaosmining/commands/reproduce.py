@@ -48,7 +48,7 @@ def _seeds(a: argparse.Namespace) -> tuple[int, ...] | None:
 def _run(a: argparse.Namespace) -> dict[str, Any]:
     if a.workers is not None and a.workers < 1:
         raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
-    executor = get_executor(cache_from_args(a), a.executor, workers=a.workers)
+    executor = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
     with progress(a, label=f"reproduce {a.target}") as report:
         rep = reproduce(
             a.target, a.scale, executor=executor, seeds=_seeds(a), device=a.device, report=report, batched=a.batched

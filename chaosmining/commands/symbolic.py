@@ -172,7 +172,7 @@ def _sweep_config(a: argparse.Namespace) -> SweepConfig:
 def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
     config = _sweep_config(a)
     with progress(a, label="sweep cells") as report:
-        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
+        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
         result = run_sweep(config, executor=ex, device=a.device, report=report, batched=a.batched)
     if a.export:
         from ..viz import sweep_curves
@@ -204,7 +204,7 @@ def _render_sweep(out: dict[str, Any]) -> str:
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     config = config_from_bundle(sweep_from_dict, bundle.get("config", {}), "sweep")
     with progress(a, label="sweep cells") as report:
-        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers)
+        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
         return run_sweep(
             config, executor=ex, device=a.device, report=report, batched=getattr(a, "batched", None)
         ).summary()

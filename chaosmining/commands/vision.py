@@ -125,7 +125,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     cache = cache_from_args(a)
     with progress(a) as report:
         if a.conditions:
-            ex = get_executor(cache, a.executor, workers=a.workers)
+            ex = get_executor(cache, a.executor, workers=a.workers, threads=a.threads)
             specs = {code: RunSpec("vision", c, ev, a.device) for code, c in noise_conditions(config).items()}
             results = gather(specs, submit=lambda spec: ex.submit(spec, session="cli"), report=report)
             return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}

@@ -21,6 +21,7 @@ from typing import Any
 from ..cache import Cache
 from ..errors import JobCancelled
 from ..registry import Registry
+from ..validation import param_error
 from .executor import Executor, RunHandle
 from .spec import RunSpec
 
@@ -44,19 +45,20 @@ log = logging.getLogger(__name__)
 FINISHED_HOOKS: list[Callable[[RunHandle], None]] = []
 
 
-def _local(workers: int | None) -> Any:
+def _local(workers: int | None, threads: int | None) -> Any:
     from .local import LocalBackend
 
-    return LocalBackend(workers)
+    return LocalBackend(workers, threads)
 
 
-def _ray(workers: int | None) -> Any:
+def _ray(workers: int | None, threads: int | None) -> Any:
     from .ray_backend import RayBackend  # imports ray: only when asked for
 
-    return RayBackend(workers)
+    return RayBackend(workers, threads)
 
 
-EXECUTORS: Registry[Callable[[int | None], Any]] = Registry("executor")
+#: Backend factories: ``make(workers, threads)``, ``None`` meaning the backend's default for either.
+EXECUTORS: Registry[Callable[[int | None, int | None], Any]] = Registry("executor")
 EXECUTORS.register("local", _local)
 EXECUTORS.register("ray", _ray)
 
@@ -125,11 +127,19 @@ def _finished(handle: RunHandle) -> None:
 
 
 def make_executor(
-    name: str | None = None, *, cache: Cache | None = None, workers: int | None = None, **kwargs: Any
+    name: str | None = None,
+    *,
+    cache: Cache | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    **kwargs: Any,
 ) -> Executor:
-    """A new executor on backend ``name`` (default ``CHAOSMINING_EXECUTOR`` or ``local``)."""
+    """A new executor on backend ``name`` (default ``CHAOSMINING_EXECUTOR`` or ``local``): ``workers`` runs at
+    once, each on ``threads`` torch threads (default: the backend shares the cores among its runs)."""
     name = name or os.environ.get(EXECUTOR_ENV) or "local"
-    backend = EXECUTORS.get(name)(workers)
+    if threads is not None and threads < 1:
+        raise param_error("threads", "make_executor", "an int >= 1", threads)
+    backend = EXECUTORS.get(name)(workers, threads)
     return Executor(backend, cache or Cache(), on_finished=_finished, **kwargs)
 
 
@@ -138,11 +148,14 @@ _LOCK = threading.Lock()
 _REGISTERED: list[bool] = []
 
 
-def get_executor(cache: Cache | None = None, name: str | None = None, workers: int | None = None) -> Executor:
+def get_executor(
+    cache: Cache | None = None, name: str | None = None, workers: int | None = None, threads: int | None = None
+) -> Executor:
     """The process-wide executor, shut down at exit.
 
-    Made on first use with ``cache``, backend ``name`` and ``workers``; a later call that asks for another
-    cache folder, backend or worker count (a script or test calling the CLI twice) replaces it.
+    Made on first use with ``cache``, backend ``name``, ``workers`` and ``threads``; a later call that asks
+    for another cache folder, backend, worker count or thread count (a script or test calling the CLI
+    twice) replaces it.
     """
     global _EXECUTOR
     with _LOCK:
@@ -151,6 +164,7 @@ def get_executor(cache: Cache | None = None, name: str | None = None, workers: i
             (cache is not None and Path(cache.root) != Path(ex.cache.root))
             or (name is not None and name != ex.backend.name)
             or (workers is not None and workers != ex.capacity)
+            or (threads is not None and threads != ex.backend.threads)
         ):
             _EXECUTOR = None
         else:
@@ -159,7 +173,7 @@ def get_executor(cache: Cache | None = None, name: str | None = None, workers: i
         ex.shutdown()
     with _LOCK:
         if _EXECUTOR is None:
-            _EXECUTOR = make_executor(name, cache=cache, workers=workers)
+            _EXECUTOR = make_executor(name, cache=cache, workers=workers, threads=threads)
             if not _REGISTERED:
                 atexit.register(shutdown_executor)
                 _REGISTERED.append(True)

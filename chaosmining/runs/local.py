@@ -76,13 +76,16 @@ class _Worker:
 
 class LocalBackend:
     """Worker processes on this machine. ``workers`` bounds the runs at once; ``threads`` is each run's
-    torch thread count (default: the cores shared evenly)."""
+    torch thread count. By default the cores are shared evenly and a run takes the cores that idle workers
+    leave (:func:`~chaosmining.runtime.lend_idle_cores`: a run alone gets them all); a ``threads`` given
+    is kept as it is."""
 
     name = "local"
 
     def __init__(self, workers: int | None = None, threads: int | None = None, stop_grace: float = 30.0) -> None:
         self.capacity = workers if workers is not None else default_workers()
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.capacity)
+        self.lends_cores = threads is None
         self.stop_grace = stop_grace
         self.executor: Executor | None = None
         self._ctx = spawn_context()
@@ -165,7 +168,14 @@ class LocalBackend:
         flag = self._ctx.Value("b", 0, lock=False)
         process = self._ctx.Process(
             target=local_worker_main,
-            args=(child, flag, os.getpid(), self._busy, self.capacity * self.threads, worker_nice()),
+            args=(
+                child,
+                flag,
+                os.getpid(),
+                self._busy if self.lends_cores else None,
+                self.capacity * self.threads,
+                worker_nice(),
+            ),
             name="chaosmining-worker",
             daemon=False,
         )  # not daemonic: a run may start its own data-loading processes (GPU runs); shutdown ends workers
