@@ -1,9 +1,10 @@
-"""Do the quick presets give a model worth explaining, and how fast? (issue 15)
+"""Do the quick and demo presets give a model worth explaining, and how fast? (issue 15)
 
     python bench/bench_presets.py vision              # compact CNN, quick preset, 4 conditions x 2 seeds
     python bench/bench_presets.py audio               # TCN, quick preset, 2 backgrounds x 2 seeds
     python bench/bench_presets.py audio --models rnn,lstm,transformer --preset sequence  # 2x chance is their goal
-    python bench/bench_presets.py vision --preset demo --seeds 0
+    python bench/bench_presets.py vision --preset demo --threads 2 --conditions RBFP,SBFP  # demo goals: 0.75, 5 min
+    python bench/bench_presets.py audio --preset demo --threads 2                          # demo goals: 0.7, 5 min
 
 Each run trains from scratch in a fresh cache and prints one line: accuracy against chance (and
 whether it passes the has-not-learned test), every method's IoU (vision) or channel FPrec (audio)
@@ -39,14 +40,19 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from chaosmining.cache import Cache  # noqa: E402
+from chaosmining.data.vision import condition_code  # noqa: E402
 from chaosmining.experiments import audio as A  # noqa: E402
 from chaosmining.experiments import vision as V  # noqa: E402
 from chaosmining.runtime import configure_threads  # noqa: E402
 
-# Issue 15's goals for the quick presets: accuracy per condition, within 120 s of wall time.
-VISION_GOAL = {"RBFP": 0.6, "SBFP": 0.6, "RBRP": 0.4, "SBRP": 0.4}
-AUDIO_GOAL = {"random": 0.5, "structured": 0.4}
-WALL_GOAL = 120.0
+# Issue 15's goals: accuracy per condition (vision) or background (the audio TCN) and the wall time of a
+# whole run, per preset. Other audio models aim at 2x chance; a condition without a goal is reported only.
+VISION_GOAL = {
+    "quick": {"RBFP": 0.6, "SBFP": 0.6, "RBRP": 0.4, "SBRP": 0.4},
+    "demo": {"RBFP": 0.75, "SBFP": 0.75},
+}
+AUDIO_GOAL = {"quick": {"random": 0.5, "structured": 0.4}, "demo": {"random": 0.7, "structured": 0.7}}
+WALL_GOAL = {"quick": 120.0, "demo": 300.0}
 
 
 def machine() -> str:
@@ -125,8 +131,10 @@ def _timed(run: Any, cfg: Any, ev: Any, cache: Cache) -> tuple[Any, dict[str, An
 
 
 def _line(r: Any, row: dict[str, Any], what: str, scores: str, floor: str) -> str:
+    goal = "no goal" if row["goal"] is None else f"goal {row['goal']:.2f}"
     return (
-        f"{what}: accuracy {r.accuracy:.3f} (goal {row['goal']:.2f}{'' if r.learned else ', NOT LEARNED'}) {scores}"
+        f"{what}: accuracy {r.accuracy:.3f} ({goal}"
+        f"{'' if r.learned else ', NOT LEARNED'}) {scores}"
         f" | {floor}  wall {row['wall_s']:.0f} s, CPU {row['cpu_s']:.0f} s, training {row['train_s']:.0f} s,"
         f" data {row['data_share']:.0%} of wall; {row['samples_per_s']:.0f} samples/s in training against a "
         f"FLOP bound of {row['flop_bound_per_s']:.0f}/s ({row['of_bound']:.1%}; {row['gflop_per_sample']:.3f} "
@@ -137,34 +145,35 @@ def _line(r: Any, row: dict[str, Any], what: str, scores: str, floor: str) -> st
 def bench_vision(a: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     methods = tuple(a.methods.split(",")) if a.methods else V.DEFAULT_METHODS
+    conditions = [(b, q) for b in ("random", "structured") for q in ("fixed", "random")]
+    conditions = [(b, q) for b, q in conditions if condition_code(b, q) in a.conditions.split(",")]
     for seed in a.seeds:
-        for background in ("random", "structured"):
-            for position in ("fixed", "random"):
-                cache = Cache(Path(tempfile.mkdtemp(prefix="bench-presets-")))
-                cfg = V.VisionConfig.from_preset(
-                    a.preset, model=a.model or "compact_cnn", seed=seed, background=background, position=position
-                )
-                ev = V.VisionEvalConfig.for_config(cfg, methods)
-                r, common = _timed(V.run_vision, cfg, ev, cache)
-                canvas = cfg.data.canvas
-                model = V.build_model(cfg.model, round(1 / r.chance_accuracy), canvas, seed)
-                flops = train_flops_per_sample(model, torch.randn(1, 3, canvas, canvas))
-                seen = cfg.data.train_size * cfg.train.epochs
-                row = {
-                    "condition": r.condition,
-                    "seed": seed,
-                    "accuracy": r.accuracy,
-                    "chance": r.chance_accuracy,
-                    "goal": VISION_GOAL[r.condition],
-                    "iou": {m: round(v, 3) for m, v in r.iou.items() if v is not None},
-                    "random_iou": r.random_iou,
-                    **common,
-                    **throughput(seen, r.train_seconds, flops, a.rate),
-                }
-                rows.append(row)
-                scores = "IoU " + " ".join(f"{V.METHODS.get(m).short} {v:.3f}" for m, v in row["iou"].items())
-                what = f"{row['condition']} seed {seed} (chance {r.chance_accuracy:.2f})"
-                print(_line(r, row, what, scores, f"random {r.random_iou:.3f}"), flush=True)
+        for background, position in conditions:
+            cache = Cache(Path(tempfile.mkdtemp(prefix="bench-presets-")))
+            cfg = V.VisionConfig.from_preset(
+                a.preset, model=a.model or "compact_cnn", seed=seed, background=background, position=position
+            )
+            ev = V.VisionEvalConfig.for_config(cfg, methods)
+            r, common = _timed(V.run_vision, cfg, ev, cache)
+            canvas = cfg.data.canvas
+            model = V.build_model(cfg.model, round(1 / r.chance_accuracy), canvas, seed)
+            flops = train_flops_per_sample(model, torch.randn(1, 3, canvas, canvas))
+            seen = cfg.data.train_size * cfg.train.epochs
+            row = {
+                "condition": r.condition,
+                "seed": seed,
+                "accuracy": r.accuracy,
+                "chance": r.chance_accuracy,
+                "goal": VISION_GOAL.get(a.preset, {}).get(r.condition),
+                "iou": {m: round(v, 3) for m, v in r.iou.items() if v is not None},
+                "random_iou": r.random_iou,
+                **common,
+                **throughput(seen, r.train_seconds, flops, a.rate),
+            }
+            rows.append(row)
+            scores = "IoU " + " ".join(f"{V.METHODS.get(m).short} {v:.3f}" for m, v in row["iou"].items())
+            what = f"{row['condition']} seed {seed} (chance {r.chance_accuracy:.2f})"
+            print(_line(r, row, what, scores, f"random {r.random_iou:.3f}"), flush=True)
     return rows
 
 
@@ -188,7 +197,7 @@ def bench_audio(a: argparse.Namespace) -> list[dict[str, Any]]:
                     "seed": seed,
                     "accuracy": r.accuracy,
                     "chance": r.class_chance,
-                    "goal": AUDIO_GOAL[background] if model == "tcn" else 2 * r.class_chance,
+                    "goal": AUDIO_GOAL.get(a.preset, {}).get(background) if model == "tcn" else 2 * r.class_chance,
                     "channel_fprec": {m: round(v, 3) for m, v in r.channel_fprec.items()},
                     "floor": r.chance,
                     **common,
@@ -213,6 +222,7 @@ def main() -> None:
     p.add_argument("--methods", default=None, help="comma-separated (default: the modality's defaults)")
     p.add_argument("--cache-dir", default=None, help="audio: reuse synthesised words between runs")
     p.add_argument("--backgrounds", default="random,structured", help="audio: which backgrounds")
+    p.add_argument("--conditions", default="RBFP,SBFP,RBRP,SBRP", help="vision: which noise conditions")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the rows to this file")
     a = p.parse_args()
@@ -223,11 +233,13 @@ def main() -> None:
         flush=True,
     )
     rows = bench_vision(a) if a.what == "vision" else bench_audio(a)
-    met = [r for r in rows if r["accuracy"] >= r["goal"]]
-    fast = [r for r in rows if r["wall_s"] <= WALL_GOAL]
-    print(
-        f"accuracy goal met in {len(met)} of {len(rows)} runs; wall <= {WALL_GOAL:.0f} s in {len(fast)} of {len(rows)}"
-    )
+    aimed = [r for r in rows if r["goal"] is not None]
+    met = [r for r in aimed if r["accuracy"] >= r["goal"]]
+    print(f"accuracy goal met in {len(met)} of {len(aimed)} runs with a goal ({len(rows)} runs)")
+    wall = WALL_GOAL.get(a.preset)
+    if wall is not None:
+        fast = [r for r in rows if r["wall_s"] <= wall]
+        print(f"wall <= {wall:.0f} s in {len(fast)} of {len(rows)} runs")
     print(f"## load at the end: {machine()}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
