@@ -81,7 +81,7 @@ def test_method_defaults_hash_alike_whether_spelled_out_or_not():
 def test_presets_and_the_four_noise_conditions():
     demo = VisionConfig.from_preset("demo")
     assert (demo.data.canvas, demo.data.foreground_size, demo.data.train_size) == (224, 32, 10_000)
-    assert demo.train.recompose and demo.train.epochs == 13 and demo.train.schedule == "onecycle"
+    assert demo.train.recompose and demo.train.epochs == 18 and demo.train.schedule == "onecycle"
     paper = VisionConfig.from_preset("paper")
     assert (paper.data.train_size, paper.data.val_size, paper.train.epochs, paper.train.batch_size) == (
         50_000,
