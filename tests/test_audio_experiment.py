@@ -110,7 +110,7 @@ def test_presets_and_counterpart():
     assert len(paper.data.word_list) * paper.data.train_per_class == 84_840 and not paper.data.fresh_backgrounds
     demo = AudioConfig.from_preset("demo", model="tcn")
     assert demo.data.words == "core" and demo.train.lr == pytest.approx(6e-3) and demo.data.fresh_backgrounds
-    assert demo.model.stride == 32 and demo.train.epochs == 20 and demo.data.train_per_class == 320
+    assert demo.model.stride == 32 and demo.train.epochs == 24 and demo.data.train_per_class == 400
     assert "--fresh-backgrounds" not in rebuild_command(demo)
     assert "--no-fresh-backgrounds" in rebuild_command(demo.replace(data=demo.data.replace(fresh_backgrounds=False)))
     other = background_counterpart(_config())
