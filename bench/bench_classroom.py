@@ -2,7 +2,8 @@
 train the vision quick preset, while fresh visitors keep opening the home and symbolic pages.
 
 Reports, on this machine: p50/p95 seconds for a fresh session's home page and symbolic page to settle
-during the load, the server process's peak RSS apart from its workers, the runs completed, and the total
+during the load (and the same pages on the idle server before the class arrives, ``--idle-probes``), the
+server process's peak RSS and its own CPU share apart from its workers, the runs completed, and the total
 wall time against the same runs performed one after another by one worker (``--serial``).
 
     python bench/bench_classroom.py [--sessions 20] [--vision 2] [--epochs 300] [--serial]
@@ -54,6 +55,18 @@ def _cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def _busiest(trace: list[tuple[float, float]], since: float, window: float) -> float:
+    """The server's highest CPU share of one core over any ``window`` seconds after ``since``."""
+    points = [(t, c) for t, c in trace if t >= since]
+    best = 0.0
+    for i, (t0, c0) in enumerate(points):
+        later = [(t, c) for t, c in points[i + 1 :] if t - t0 >= window]
+        if later:
+            t1, c1 = later[0]
+            best = max(best, (c1 - c0) / (t1 - t0))
+    return best
 
 
 def _results(cache: Path, kind: str, since: float) -> int:
@@ -129,6 +142,7 @@ def main() -> int:
     ap.add_argument("--vision", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=300, help="symbolic epochs per run (the page's default is 1000)")
     ap.add_argument("--probe-every", type=float, default=10.0, help="seconds between fresh-visitor probes")
+    ap.add_argument("--idle-probes", type=int, default=3, help="probes of the idle server before the class arrives")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--serial", action="store_true", help="also time the same runs one after another")
     ap.add_argument(
@@ -154,13 +168,16 @@ def main() -> int:
     peak = {"rss": 0.0}
     stop = threading.Event()
 
+    cpu_trace: list[tuple[float, float]] = []  # (time, the server's CPU seconds so far)
+
     def sample() -> None:
         while not stop.is_set():
             peak["rss"] = max(peak["rss"], _rss_mb(proc.pid))
+            cpu_trace.append((time.perf_counter(), _cpu_seconds(proc.pid)))
             time.sleep(0.5)
 
     threading.Thread(target=sample, daemon=True).start()
-    home, sym = [], []
+    home, sym, probed_at = [], [], []
     t0, started_at = time.perf_counter(), time.time()
     try:
         with sync_playwright() as p:
@@ -169,6 +186,11 @@ def main() -> int:
                 executable_path=_niced(exe, args.load_nice, args.load_idle, tmp), headless=True, args=flags
             )
             visitor = p.chromium.launch(executable_path=exe, headless=True, args=flags)
+            _settle_seconds(visitor, url)  # the server's first page (imports, cache seeding) is not a probe
+            idle = [
+                (_settle_seconds(visitor, url), _settle_seconds(visitor, url + "/Symbolic_functions"))
+                for _ in range(args.idle_probes)
+            ]
             students = []
             for i in range(args.sessions):
                 ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -194,6 +216,7 @@ def main() -> int:
             total = args.sessions + args.vision
             while time.perf_counter() - t0 < args.timeout:
                 done = _results(cache, "symbolic-result", started_at) + _results(cache, "vision-result", started_at)
+                probed_at.append(time.perf_counter() - submitted)
                 home.append(_settle_seconds(visitor, url))
                 sym.append(_settle_seconds(visitor, url + "/Symbolic_functions"))
                 if done >= total:
@@ -223,13 +246,16 @@ def main() -> int:
         "runs_submitted": total,
         "wall_seconds_all_runs": round(wall, 1),
         "server_cpu_share_of_one_core": round(server_cpu / wall, 3),
+        "server_cpu_share_busiest_10s": round(_busiest(cpu_trace, submitted, 10.0), 3),
         "home_settle_p50_s": round(pct(home, 50), 2),
         "home_settle_p95_s": round(pct(home, 95), 2),
         "symbolic_settle_p50_s": round(pct(sym, 50), 2),
         "symbolic_settle_p95_s": round(pct(sym, 95), 2),
         "probes": len(home),
+        "idle_server_home_symbolic_s": [[round(a, 2), round(b, 2)] for a, b in idle],
         "server_peak_rss_mb": round(peak["rss"], 0),
         "server_exit_status": code,
+        "probe_started_s": [round(x, 1) for x in probed_at],
         "home_settle_s": [round(x, 2) for x in home],
         "symbolic_settle_s": [round(x, 2) for x in sym],
     }
