@@ -224,7 +224,8 @@ for _p in (
         "The 10 command words (yes, no, up, down, left, right, on, off, stop, go), 400 clips each, fresh backgrounds "
         "every epoch, 24 epochs, batch 32, 6x the paper's learning rate and a front end with stride 32 (half the "
         "paper's time steps; the quick preset's recipe with more clips and epochs); 100 test clips attributed. "
-        "Tuned for the TCN (measured on a 2-core machine: see the README, the demo preset). The RNN, LSTM and "
+        "Tuned for the TCN (measured on a 2-core machine, 2 threads, seed 0 / 7: accuracy 0.95 / 0.97 on the random "
+        "background, 0.81 / 0.76 on the structured one, about 4 minutes per whole run). The RNN, LSTM and "
         "Transformer stayed at chance in a former, slower demo recipe: they learn in the sequence preset, or the "
         "paper preset on a GPU.",
         train_per_class=400,

@@ -172,8 +172,10 @@ for _p in (
         "Demo (about five minutes on a CPU)",
         "The paper's geometry (224 px, 32-px foreground) with 10 000 training images and 18 one-cycle epochs of which "
         "every one after the first recomposes the images (each foreground pasted over another image's, so on a new "
-        "background and place; labels and boxes stay exact); 200 images evaluated. Measured on a 2-core machine: "
-        "see the README (the demo preset, measured).",
+        "background and place; labels and boxes stay exact); 200 images evaluated. Measured on a 2-core machine, "
+        "2 threads, a run alone: accuracy 0.88 (RBFP), 0.89 (SBFP), 0.77 (RBRP), 0.80 (SBRP) with seed 0, 0.87 and "
+        "0.84 (RBFP, SBFP) with seed 7, in about 4 minutes per whole run; about 1.8x that on one thread, while "
+        "another run holds the other core.",
         train_size=10_000,
         val_size=1_000,
         epochs=18,
