@@ -216,10 +216,6 @@ _pool_seen: int | None = None  # the share seen at the previous check (two check
 def lend_cores_from(busy, cores: int) -> None:  # noqa: ANN001 - a multiprocessing Value
     """Make this process a pool worker: ``busy`` is the pool's shared count of running tasks, ``cores``
     the cores the pool shares (see :func:`lend_idle_cores`)."""
-    _pool_worker_init(busy, cores)
-
-
-def _pool_worker_init(busy, cores: int) -> None:  # noqa: ANN001 - a multiprocessing Value
     global _pool_busy, _pool_cores, _pool_seen
     configure_threads(1)
     _pool_busy, _pool_cores, _pool_seen = busy, cores, None
@@ -227,10 +223,6 @@ def _pool_worker_init(busy, cores: int) -> None:  # noqa: ANN001 - a multiproces
 
 def counted(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - any task
     """Run ``fn`` counted among the pool's running tasks (see :func:`lend_cores_from`)."""
-    return _counted_task(fn, *args, **kwargs)
-
-
-def _counted_task(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - any task
     global _pool_seen
     busy = _pool_busy
     if busy is None:
