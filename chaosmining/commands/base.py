@@ -17,7 +17,7 @@ from ..bundle import config_from_bundle
 from ..cache import Cache
 from ..errors import ConfigError
 from ..registry import Registry
-from ..runs import EXECUTORS, RUN_KINDS, RunSpec, execute, get_executor
+from ..runs import EXECUTORS, RUN_KINDS, Executor, RunSpec, execute, get_executor
 from .progress import progress
 
 __all__ = [
@@ -183,6 +183,13 @@ def model_rerun(
     return rerun
 
 
+def command_executor(a: argparse.Namespace, cache: Cache | None) -> Executor:
+    """The process-wide executor with the command's ``--executor``, ``--workers`` and ``--threads``."""
+    if a.workers is not None and a.workers < 1:
+        raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
+    return get_executor(cache, a.executor, workers=a.workers, threads=a.threads)
+
+
 def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:
     """A function with the library's run signature (``run(config, ev, *, cache, device, report)``) that
     performs ``kind`` through the run layer with the command's ``--executor`` and ``--workers``."""
@@ -190,10 +197,7 @@ def through_executor(kind: str, a: argparse.Namespace) -> Callable[..., Any]:
     def run(
         config: Any, ev: Any = None, *, cache: Cache | None = None, device: str = "auto", report: Any = None, **_: Any
     ) -> Any:
-        if a.workers is not None and a.workers < 1:
-            raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
-        executor = get_executor(cache, a.executor, workers=a.workers, threads=a.threads)
-        return execute(RunSpec(kind, config, ev, device), executor=executor, report=report)
+        return execute(RunSpec(kind, config, ev, device), executor=command_executor(a, cache), report=report)
 
     return run
 

@@ -17,8 +17,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..export import write_bundle
 from ..reproduce import SCALES, TARGETS, reproduce
-from ..runs import get_executor
-from .base import COMMANDS, Command, add_batched_option, cache_from_args, comma_list
+from .base import COMMANDS, Command, add_batched_option, cache_from_args, comma_list, command_executor
 from .progress import progress
 
 
@@ -46,9 +45,7 @@ def _seeds(a: argparse.Namespace) -> tuple[int, ...] | None:
 
 
 def _run(a: argparse.Namespace) -> dict[str, Any]:
-    if a.workers is not None and a.workers < 1:
-        raise ConfigError(f"The '--workers' argument must be an int >= 1. Got {a.workers} instead.")
-    executor = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
+    executor = command_executor(a, cache_from_args(a))
     with progress(a, label=f"reproduce {a.target}") as report:
         rep = reproduce(
             a.target, a.scale, executor=executor, seeds=_seeds(a), device=a.device, report=report, batched=a.batched

@@ -13,7 +13,6 @@ from ..errors import ConfigError
 from ..experiments.symbolic import DEFAULT_METHODS, EvalConfig, SymbolicConfig, SymbolicResult
 from ..export import write_bundle
 from ..models.mlp import MLPConfig
-from ..runs import get_executor
 from ..sweep import FACTORS, SweepConfig, run_sweep, sweep_from_dict
 from ..training import TrainConfig
 from .base import (
@@ -22,6 +21,7 @@ from .base import (
     add_batched_option,
     cache_from_args,
     comma_list,
+    command_executor,
     model_rerun,
     parse_method_params,
     through_executor,
@@ -172,7 +172,7 @@ def _sweep_config(a: argparse.Namespace) -> SweepConfig:
 def _run_sweep(a: argparse.Namespace) -> dict[str, Any]:
     config = _sweep_config(a)
     with progress(a, label="sweep cells") as report:
-        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
+        ex = command_executor(a, cache_from_args(a))
         result = run_sweep(config, executor=ex, device=a.device, report=report, batched=a.batched)
     if a.export:
         from ..viz import sweep_curves
@@ -204,7 +204,7 @@ def _render_sweep(out: dict[str, Any]) -> str:
 def _rerun_sweep(bundle: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     config = config_from_bundle(sweep_from_dict, bundle.get("config", {}), "sweep")
     with progress(a, label="sweep cells") as report:
-        ex = get_executor(cache_from_args(a), a.executor, workers=a.workers, threads=a.threads)
+        ex = command_executor(a, cache_from_args(a))
         return run_sweep(
             config, executor=ex, device=a.device, report=report, batched=getattr(a, "batched", None)
         ).summary()

@@ -26,12 +26,13 @@ from ..experiments.vision import (
 )
 from ..export import write_bundle
 from ..models.vision import ARCHITECTURES
-from ..runs import RunSpec, gather, get_executor
+from ..runs import RunSpec, gather
 from .base import (
     COMMANDS,
     Command,
     cache_from_args,
     comma_list,
+    command_executor,
     model_rerun,
     parse_method_params,
     through_executor,
@@ -125,7 +126,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     cache = cache_from_args(a)
     with progress(a) as report:
         if a.conditions:
-            ex = get_executor(cache, a.executor, workers=a.workers, threads=a.threads)
+            ex = command_executor(a, cache)
             specs = {code: RunSpec("vision", c, ev, a.device) for code, c in noise_conditions(config).items()}
             results = gather(specs, submit=lambda spec: ex.submit(spec, session="cli"), report=report)
             return {"task": "vision-conditions", "conditions": {c: r.summary() for c, r in results.items()}}
