@@ -20,7 +20,8 @@ RESULT_KIND = "test-run"
 class TaskConfig(ConfigBase):
     """``seconds`` of work in 0.05-s steps, then a cache entry holding ``value`` squared; ``crash`` aborts
     the worker halfway; ``memory_gb`` is what the run declares it needs; ``log`` gets one line per start (value, pid,
-    time, CPU niceness, the torch threads a trainer would take: see :func:`~chaosmining.runtime.lend_idle_cores`)."""
+    time, CPU niceness, the torch threads a trainer would take: see :func:`~chaosmining.runtime.lend_idle_cores`,
+    the nice value of its session's scheduling group or ``-`` without autogroup)."""
 
     value: int = 0
     seconds: float = 0.2
@@ -33,13 +34,20 @@ class TaskConfig(ConfigBase):
         return cls(**d)
 
 
+def _group_nice() -> str:
+    try:
+        return open("/proc/self/autogroup").read().split("nice")[1].strip()
+    except (OSError, IndexError):
+        return "-"
+
+
 def perform(config: TaskConfig, ev: Any, *, cache: Any, device: str = "auto", report=None, should_stop=None) -> int:  # noqa: ANN001
     def build(folder: Path) -> dict[str, Any]:
         if config.log:
             lend_idle_cores()
             threads = lend_idle_cores()  # a trainer's second epoch: two calls that agree take the share
             with open(config.log, "a") as fh:
-                fh.write(f"{config.value} {os.getpid()} {time.time()} {os.nice(0)} {threads}\n")
+                fh.write(f"{config.value} {os.getpid()} {time.time()} {os.nice(0)} {threads} {_group_nice()}\n")
         steps = max(1, round(config.seconds / 0.05))
         for i in range(steps):
             (folder / f"part{i}.txt").write_text("x")  # a half-built entry until the rename

@@ -26,7 +26,7 @@ from ..plugins import load_plugin, load_plugins
 from ..runtime import configure_threads, counted, lend_cores_from
 from .spec import RUN_KINDS, RunSpec
 
-__all__ = ["perform", "local_worker_main", "BUILTIN_KINDS_MODULE"]
+__all__ = ["perform", "local_worker_main", "lower_priority", "BUILTIN_KINDS_MODULE"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,26 @@ def perform(
         tempfile.tempdir = None
 
 
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by ``nice`` against every other process on the machine.
+
+    Linux's autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``, on by default) first shares
+    the CPU equally between sessions and applies nice values only between processes of one session. A worker
+    that only called ``os.nice`` would yield to the server, but take as much CPU as any other session: a
+    visitor's browser on the same machine, another user's shell. So the worker starts a session of its own
+    and gives that session's group the same nice value (``/proc/self/autogroup``; raising it needs no
+    privilege). Without autogroup the nice value alone does it.
+    """
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+    try:
+        os.setsid()
+    except OSError:  # already a session leader
+        return
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as fh:
+        fh.write(str(nice))
+
+
 def local_worker_main(
     conn: Connection, stop_flag: Any, parent_pid: int, busy: Any = None, cores: int = 1, nice: int = 0
 ) -> None:
@@ -92,14 +112,14 @@ def local_worker_main(
     Messages to the driver: ``("event", run_id, dict)`` while a run reports progress, then
     ``("end", run_id, status, message, trace)``. ``busy`` counts the backend's running runs: when fewer
     runs than cores remain (the tail of a sweep), a run takes a share of the idle cores
-    (:func:`chaosmining.runtime.lend_idle_cores`, called by the trainers every few epochs). Ctrl-C in the terminal reaches the whole process group:
-    workers ignore it and let the driver decide; SIGTERM asks the current run to stop. ``nice`` lowers the
-    worker's CPU priority below the server's (:func:`chaosmining.runs.local.worker_nice`).
+    (:func:`chaosmining.runtime.lend_idle_cores`, called by the trainers every few epochs). Workers ignore
+    Ctrl-C and let the driver decide; SIGTERM asks the current run to stop. ``nice`` lowers the worker's CPU
+    priority below the server's and everything else's (:func:`lower_priority`,
+    :func:`chaosmining.runs.local.worker_nice`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice > 0:
-        with contextlib.suppress(OSError):
-            os.nice(nice)
+        lower_priority(nice)
     terminated = False
 
     def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal's signature
