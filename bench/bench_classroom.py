@@ -14,8 +14,13 @@ and Debian's chromium; nothing leaves 127.0.0.1, and the run stops by itself aft
 The students' browsers stand in for the class's own machines, yet here they share the server's cores: they
 run in one chromium at ``--load-nice`` (default 19) and under the ``SCHED_IDLE`` policy (``--no-load-idle``
 to drop it; chromium raises its own processes' priority, which the idle policy ignores) so that their
-rendering takes the CPU the server and its workers leave, as it would on 22 other machines. The fresh visitor that is timed has its own chromium
-at normal priority. ``--load-nice 0`` puts everything on an equal footing (the harsher, less realistic case).
+rendering takes the CPU the server and its workers leave, as it would on 22 other machines. Playwright
+starts every browser in a session of its own, and Linux's autogroup scheduling shares the CPU equally
+between sessions before it applies nice values or the idle policy, so the students' session gets the same
+nice value (``/proc/self/autogroup``). The fresh visitor that is timed has its own chromium at normal
+priority. ``--load-nice 0 --no-load-idle`` puts everything on an equal footing (the harsher, less realistic
+case). Probes start while the students arrive (after every ``--probe-arrival`` presses of Train) and go on
+every ``--probe-every`` seconds until every run has finished; the runs' wall time counts from the first press.
 """
 
 from __future__ import annotations
@@ -91,8 +96,11 @@ def _niced(exe: str, nice: int, idle: bool, folder: Path) -> str:
     if nice <= 0 and not idle:
         return exe
     chrt = "chrt --idle 0 " if idle else ""
+    # Playwright starts each browser in a session of its own; under autogroup scheduling sessions share the
+    # CPU equally whatever their processes' nice values, so the session's group gets the nice value too.
+    group = f"echo {nice} > /proc/self/autogroup 2>/dev/null\n" if nice > 0 else ""
     script = folder / "chromium-niced"
-    script.write_text(f'#!/bin/sh\nexec {chrt}nice -n {max(nice, 0)} {exe} "$@"\n')
+    script.write_text(f'#!/bin/sh\n{group}exec {chrt}nice -n {max(nice, 0)} {exe} "$@"\n')
     script.chmod(0o755)
     return str(script)
 
@@ -142,6 +150,12 @@ def main() -> int:
     ap.add_argument("--vision", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=300, help="symbolic epochs per run (the page's default is 1000)")
     ap.add_argument("--probe-every", type=float, default=10.0, help="seconds between fresh-visitor probes")
+    ap.add_argument(
+        "--probe-arrival",
+        type=int,
+        default=4,
+        help="probe after every N students have pressed Train (0: not while they arrive)",
+    )
     ap.add_argument("--idle-probes", type=int, default=3, help="probes of the idle server before the class arrives")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--serial", action="store_true", help="also time the same runs one after another")
@@ -192,6 +206,13 @@ def main() -> int:
                 for _ in range(args.idle_probes)
             ]
             students = []
+            first_press = None
+
+            def probe() -> None:
+                probed_at.append(time.perf_counter() - (first_press or time.perf_counter()))
+                home.append(_settle_seconds(visitor, url))
+                sym.append(_settle_seconds(visitor, url + "/Symbolic_functions"))
+
             for i in range(args.sessions):
                 ctx = browser.new_context(viewport={"width": 1200, "height": 900})
                 page = ctx.new_page()
@@ -201,7 +222,11 @@ def main() -> int:
                 set_number(page, "Seed", str(i))
                 set_number(page, "Epochs", str(args.epochs))
                 page.get_by_role("button", name="Train").click()
+                if first_press is None:
+                    first_press, cpu0 = time.perf_counter(), _cpu_seconds(proc.pid)
                 students.append(ctx)
+                if args.probe_arrival and i % args.probe_arrival == args.probe_arrival - 1:
+                    probe()  # while the class is still arriving: students' pages load as runs train
             for i in range(args.vision):
                 ctx = browser.new_context(viewport={"width": 1200, "height": 900})
                 page = ctx.new_page()
@@ -212,17 +237,15 @@ def main() -> int:
                 set_number(page, "Seed", str(i))
                 page.get_by_role("button", name="Train").click()
                 students.append(ctx)
-            submitted, cpu0 = time.perf_counter(), _cpu_seconds(proc.pid)
+            submitted = time.perf_counter()
             total = args.sessions + args.vision
             while time.perf_counter() - t0 < args.timeout:
                 done = _results(cache, "symbolic-result", started_at) + _results(cache, "vision-result", started_at)
-                probed_at.append(time.perf_counter() - submitted)
-                home.append(_settle_seconds(visitor, url))
-                sym.append(_settle_seconds(visitor, url + "/Symbolic_functions"))
+                probe()
                 if done >= total:
                     break
                 time.sleep(args.probe_every)
-            wall = time.perf_counter() - submitted
+            wall = time.perf_counter() - first_press
             server_cpu = _cpu_seconds(proc.pid) - cpu0
             done = _results(cache, "symbolic-result", started_at) + _results(cache, "vision-result", started_at)
             for ctx in students:
@@ -244,9 +267,12 @@ def main() -> int:
         "students_browser_sched_idle": args.load_idle,
         "runs_completed": done,
         "runs_submitted": total,
+        "arrival_seconds": round(
+            submitted - first_press, 1
+        ),  # first press to last; the runs' wall counts from the first
         "wall_seconds_all_runs": round(wall, 1),
         "server_cpu_share_of_one_core": round(server_cpu / wall, 3),
-        "server_cpu_share_busiest_10s": round(_busiest(cpu_trace, submitted, 10.0), 3),
+        "server_cpu_share_busiest_10s": round(_busiest(cpu_trace, first_press, 10.0), 3),
         "home_settle_p50_s": round(pct(home, 50), 2),
         "home_settle_p95_s": round(pct(home, 95), 2),
         "symbolic_settle_p50_s": round(pct(sym, 50), 2),
