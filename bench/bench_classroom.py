@@ -206,37 +206,37 @@ def main() -> int:
                 for _ in range(args.idle_probes)
             ]
             students = []
-            first_press = None
+            first_press = cpu0 = None  # when the first student pressed Train, and the server's CPU seconds then
 
             def probe() -> None:
                 probed_at.append(time.perf_counter() - (first_press or time.perf_counter()))
                 home.append(_settle_seconds(visitor, url))
                 sym.append(_settle_seconds(visitor, url + "/Symbolic_functions"))
 
-            for i in range(args.sessions):
+            def student(path: str, numbers: dict[str, int], preset: str | None = None) -> None:
+                """A student opens ``path``, picks ``preset``, types ``numbers`` (label: value) and presses Train;
+                the page stays open."""
+                nonlocal first_press, cpu0
                 ctx = browser.new_context(viewport={"width": 1200, "height": 900})
                 page = ctx.new_page()
                 page.set_default_timeout(180_000)
-                page.goto(url + "/Symbolic_functions")
+                page.goto(url + path)
                 wait_for_app(page, timeout=180_000)
-                set_number(page, "Seed", str(i))
-                set_number(page, "Epochs", str(args.epochs))
+                if preset is not None:
+                    choose(page, "Preset", preset, exact=False)
+                for label, value in numbers.items():
+                    set_number(page, label, str(value))
                 page.get_by_role("button", name="Train").click()
                 if first_press is None:
                     first_press, cpu0 = time.perf_counter(), _cpu_seconds(proc.pid)
                 students.append(ctx)
-                if args.probe_arrival and i % args.probe_arrival == args.probe_arrival - 1:
+                if args.probe_arrival and len(students) % args.probe_arrival == 0:
                     probe()  # while the class is still arriving: students' pages load as runs train
+
+            for i in range(args.sessions):
+                student("/Symbolic_functions", {"Seed": i, "Epochs": args.epochs})
             for i in range(args.vision):
-                ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-                page = ctx.new_page()
-                page.set_default_timeout(180_000)
-                page.goto(url + "/Vision")
-                wait_for_app(page, timeout=180_000)
-                choose(page, "Preset", "Quick", exact=False)
-                set_number(page, "Seed", str(i))
-                page.get_by_role("button", name="Train").click()
-                students.append(ctx)
+                student("/Vision", {"Seed": i}, preset="Quick")
             submitted = time.perf_counter()
             total = args.sessions + args.vision
             while time.perf_counter() - t0 < args.timeout:
@@ -267,9 +267,8 @@ def main() -> int:
         "students_browser_sched_idle": args.load_idle,
         "runs_completed": done,
         "runs_submitted": total,
-        "arrival_seconds": round(
-            submitted - first_press, 1
-        ),  # first press to last; the runs' wall counts from the first
+        # from the first press of Train to the last; the runs' wall time counts from the first
+        "arrival_seconds": round(submitted - first_press, 1),
         "wall_seconds_all_runs": round(wall, 1),
         "server_cpu_share_of_one_core": round(server_cpu / wall, 3),
         "server_cpu_share_busiest_10s": round(_busiest(cpu_trace, first_press, 10.0), 3),
