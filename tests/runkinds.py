@@ -34,7 +34,8 @@ class TaskConfig(ConfigBase):
         return cls(**d)
 
 
-def _group_nice() -> str:
+def group_nice() -> str:
+    """The nice value of this process's session scheduling group (autogroup), or ``-`` without one."""
     try:
         return open("/proc/self/autogroup").read().split("nice")[1].strip()
     except (OSError, IndexError):
@@ -47,7 +48,7 @@ def perform(config: TaskConfig, ev: Any, *, cache: Any, device: str = "auto", re
             lend_idle_cores()
             threads = lend_idle_cores()  # a trainer's second epoch: two calls that agree take the share
             with open(config.log, "a") as fh:
-                fh.write(f"{config.value} {os.getpid()} {time.time()} {os.nice(0)} {threads} {_group_nice()}\n")
+                fh.write(f"{config.value} {os.getpid()} {time.time()} {os.nice(0)} {threads} {group_nice()}\n")
         steps = max(1, round(config.seconds / 0.05))
         for i in range(steps):
             (folder / f"part{i}.txt").write_text("x")  # a half-built entry until the rename
