@@ -26,6 +26,7 @@ every ``--probe-every`` seconds until every run has finished; the runs' wall tim
 from __future__ import annotations
 
 import argparse
+import bisect
 import calendar
 import json
 import os
@@ -65,11 +66,12 @@ def _cpu_seconds(pid: int) -> float:
 def _busiest(trace: list[tuple[float, float]], since: float, window: float) -> float:
     """The server's highest CPU share of one core over any ``window`` seconds after ``since``."""
     points = [(t, c) for t, c in trace if t >= since]
+    times = [t for t, _ in points]
     best = 0.0
-    for i, (t0, c0) in enumerate(points):
-        later = [(t, c) for t, c in points[i + 1 :] if t - t0 >= window]
-        if later:
-            t1, c1 = later[0]
+    for t0, c0 in points:
+        j = bisect.bisect_left(times, t0 + window)  # the first sample at least ``window`` later
+        if j < len(points):
+            t1, c1 = points[j]
             best = max(best, (c1 - c0) / (t1 - t0))
     return best
 
