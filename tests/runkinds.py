@@ -21,7 +21,8 @@ class TaskConfig(ConfigBase):
     """``seconds`` of work in 0.05-s steps, then a cache entry holding ``value`` squared; ``crash`` aborts
     the worker halfway; ``memory_gb`` is what the run declares it needs; ``log`` gets one line per start (value, pid,
     time, CPU niceness, the torch threads a trainer would take: see :func:`~chaosmining.runtime.lend_idle_cores`,
-    the nice value of its session's scheduling group or ``-`` without autogroup)."""
+    the nice value of its session's scheduling group, or ``-`` without autogroup or in init's session, whose
+    group is the root one and shows nothing in ``/proc/self/autogroup``)."""
 
     value: int = 0
     seconds: float = 0.2
@@ -35,7 +36,7 @@ class TaskConfig(ConfigBase):
 
 
 def group_nice() -> str:
-    """The nice value of this process's session scheduling group (autogroup), or ``-`` without one."""
+    """The nice value of this process's session scheduling group (autogroup), or ``-`` in the root group."""
     try:
         return open("/proc/self/autogroup").read().split("nice")[1].strip()
     except (OSError, IndexError):
